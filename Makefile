@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    create .venv if missing, install torch's CPU wheel, then the project, open napari
+#   make test   the same plus the test extra and the apt packages napari needs headless; run pytest
+# For an NVIDIA GPU: make run TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH ?= torch==2.13.0
+APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-randr0 \
+	libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-cursor0 libxkbcommon-x11-0 \
+	libgl1 libegl1 libfontconfig1 libdbus-1-3 libglib2.0-0
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test apt venv benchmark clean
+
+$(VENV)/.installed: pyproject.toml
+	[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)  # first, so the project does not pull a multi-GB CUDA build
+	$(PY) -m pip install -q -e ".[testing]"
+	touch $@
+
+venv: $(VENV)/.installed
+
+apt:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+run: apt $(VENV)/.installed
+	@if [ -n "$$DISPLAY" ]; then $(PY) -m napari_attnseg; \
+	else echo "no DISPLAY: opening napari on a virtual screen, screenshot in runs/napari.png"; \
+		xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) -m napari_attnseg --screenshot runs/napari.png; fi
+
+test: apt $(VENV)/.installed
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .pytest_cache runs

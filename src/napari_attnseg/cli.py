@@ -1,0 +1,243 @@
+"""`attnseg`: segment, fine-tune, evaluate and inspect models from the command line.
+
+Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import AttnSegError, InputError
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Segment nuclei and cells with an attention U-Net, fine-tune it on your corrected labels, and
+score the results. Images: TIFF (2D, multi-page Z-stacks), PNG or JPEG. Labels are written as
+32-bit TIFFs, one object per id, 0 for background.
+
+examples:
+  attnseg segment images/*.tif -o labels/
+  attnseg finetune --images a.tif b.tif --labels a_labels.tif b_labels.tif -o my.model
+  attnseg segment images/*.tif -o labels_tuned/ --model my.model
+  attnseg evaluate labels_tuned/a_labels.tif truth/a.tif
+  attnseg info my.model
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="attnseg", description=DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details while working")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    seg = commands.add_parser("segment", help="write instance labels for each image",
+                              description="Segment each image and write OUTDIR/<name>_labels.tif.")
+    seg.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    seg.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR",
+                     help="folder for the label images (created if missing)")
+    _add_model_options(seg)
+    seg.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (default 256)")
+    seg.add_argument("--prob-threshold", type=float, default=0.5,
+                     help="foreground probability threshold (default 0.5)")
+    seg.add_argument("--min-size", type=int, default=15,
+                     help="remove objects smaller than this many pixels (default 15)")
+    seg.add_argument("--channel-axis", type=int, default=None,
+                     help="axis holding colour channels, e.g. -1 for (Y, X, C) images")
+    seg.add_argument("--overwrite", action="store_true", help="replace label files that exist")
+
+    tune = commands.add_parser("finetune", help="fine-tune a model on images and corrected labels",
+                               description="Fine-tune a model; only pixels inside --masks count.")
+    tune.add_argument("--images", nargs="+", type=Path, required=True, metavar="IMAGE")
+    tune.add_argument("--labels", nargs="+", type=Path, required=True, metavar="LABELS",
+                      help="instance label images, one per image, same order")
+    tune.add_argument("--masks", nargs="+", type=Path, metavar="MASK",
+                      help="optional images, non-zero where a human checked the labels")
+    tune.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL",
+                      help="where to save the fine-tuned model")
+    _add_model_options(tune)
+    tune.add_argument("--max-seconds", type=float, default=120.0, help="time budget (default 120)")
+    tune.add_argument("--epochs", type=int, default=200, help="epoch budget (default 200)")
+    tune.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+    ev = commands.add_parser("evaluate", help="score predicted labels against true labels")
+    ev.add_argument("prediction", type=Path, metavar="PRED")
+    ev.add_argument("truth", type=Path, metavar="TRUE")
+    ev.add_argument("--json", action="store_true", help="print the scores as JSON")
+
+    info = commands.add_parser("info", help="describe a model file (or 'default')")
+    info.add_argument("model", metavar="MODEL", help="a model file, or 'default' for the bundled one")
+    return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default=None, metavar="MODEL",
+                        help="model file (default: the bundled nuclei model)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                        help="where to compute (default auto: cuda, then mps, then cpu)")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    handlers = {"segment": _segment, "finetune": _finetune, "evaluate": _evaluate, "info": _info}
+    try:
+        return handlers[args.command](args)
+    except AttnSegError as error:
+        print(f"attnseg {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"attnseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _load(model_argument: str | None):
+    from .modelio import load_model
+
+    if model_argument in (None, "default"):
+        return load_model()
+    return load_model(Path(model_argument))
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .config import InferConfig
+    from .devices import resolve_device
+    from .inference import labels_from_prediction, predict_steps
+    from .io import read_image, write_labels
+
+    config = InferConfig(device=args.device, tile_size=args.tile_size,
+                         prob_threshold=args.prob_threshold, min_size=args.min_size)
+    resolve_device(config.device)  # an absent GPU is reported before any work starts
+    outputs = [args.output / f"{image.stem}_labels.tif" for image in args.images]
+    _check_inputs(args.images, outputs, args.overwrite)
+    model = _load(args.model)
+    args.output.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for image_path, output in tqdm(list(zip(args.images, outputs)), desc="images", unit="image",
+                                   disable=len(args.images) < 2):
+        try:
+            image = read_image(image_path)
+            steps = predict_steps(image, model, config, channel_axis=args.channel_axis)
+            with tqdm(total=1, desc=image_path.name, unit="tile", leave=False) as bar:
+                while True:
+                    try:
+                        progress = next(steps)
+                    except StopIteration as stop:
+                        prediction = stop.value
+                        break
+                    bar.total = progress.total
+                    bar.n = progress.done
+                    bar.refresh()
+            labels = labels_from_prediction(prediction, model, config)
+        except InputError as error:
+            print(f"attnseg segment: skipped {image_path}: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        write_labels(output, labels)
+        logger.info("%s: %d objects -> %s", image_path.name, int(labels.max()), output)
+    if failed:
+        print(f"attnseg segment: {failed} of {len(args.images)} image(s) could not be segmented",
+              file=sys.stderr)
+        return 2
+    return 0
+
+
+def _check_inputs(images: Sequence[Path], outputs: Sequence[Path], overwrite: bool) -> None:
+    missing = [str(path) for path in images if not path.is_file()]
+    if missing:
+        raise InputError(f"no such image file(s): {', '.join(missing[:5])}")
+    if len(set(outputs)) != len(outputs):
+        raise InputError("two images share a file name, so their label files would collide; "
+                         "segment them into different folders")
+    existing = [str(path) for path in outputs if path.exists()]
+    if existing and not overwrite:
+        raise InputError(f"{existing[0]} exists; pass --overwrite to replace label files")
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .config import TrainConfig
+    from .devices import resolve_device
+    from .io import read_image
+    from .modelio import save_model
+    from .training import train_steps
+
+    if len(args.labels) != len(args.images):
+        raise InputError(f"got {len(args.images)} images but {len(args.labels)} label files; "
+                         "give one label file per image")
+    if args.masks and len(args.masks) != len(args.images):
+        raise InputError(f"got {len(args.images)} images but {len(args.masks)} masks")
+    config = TrainConfig(max_seconds=args.max_seconds, max_epochs=args.epochs, seed=args.seed,
+                         device=args.device)
+    resolve_device(config.device)
+    images = [read_image(path) for path in args.images]
+    labels = [read_image(path) for path in args.labels]
+    masks = [read_image(path) > 0 for path in args.masks] if args.masks else None
+    model = _load(args.model)
+    steps = train_steps(model, images, labels, masks, config)
+    with tqdm(total=100, desc="fine-tuning", unit="%", bar_format="{l_bar}{bar}| {postfix}") as bar:
+        while True:
+            try:
+                progress = next(steps)
+            except StopIteration as stop:
+                tuned = stop.value
+                break
+            bar.n = int(100 * progress.fraction)
+            if progress.val is not None:
+                bar.set_postfix(epoch=progress.epoch, loss=f"{progress.loss:.3f}",
+                                val_ap50=f"{progress.val['ap50']:.3f}")
+            bar.refresh()
+    save_model(tuned, args.output)
+    validation = tuned.card.get("validation") or {}
+    if validation.get("before") and validation.get("after"):
+        print(f"validation AP50: {validation['before']['ap50']:.3f} before, "
+              f"{validation['after']['ap50']:.3f} after")
+    print(f"saved {args.output}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .io import read_image
+    from .metrics import evaluate
+
+    scores = evaluate(read_image(args.prediction), read_image(args.truth))
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        for key, value in scores.items():
+            print(f"{key:12s} {value:.4f}" if isinstance(value, float) else f"{key:12s} {value}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    model = _load(args.model)
+    print(model.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

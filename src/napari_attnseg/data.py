@@ -1,0 +1,137 @@
+"""Images and labels → network inputs and training targets; augmentation; validation of arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import find_boundaries
+
+from .errors import InputError
+
+BACKGROUND, INTERIOR, BOUNDARY = 0, 1, 2
+
+
+def as_channels_first(image: np.ndarray, in_channels: int, channel_axis: int | None) -> np.ndarray:
+    """Validate ``image`` and return it as float32 (C, Y, X) or (Z, C, Y, X).
+
+    Args:
+        image: (Y, X), (Z, Y, X), or either with a channel axis given by ``channel_axis``.
+        in_channels: channels the model expects (a grey image is repeated for RGB models only if 1).
+        channel_axis: index of the channel axis in ``image``, or None for single-channel images.
+    """
+    image = np.asarray(image)
+    original_shape = image.shape
+    if image.dtype == bool or image.dtype.kind not in "uif":
+        raise InputError(f"image must hold numbers, got dtype {image.dtype}")
+    if image.size == 0:
+        raise InputError(f"image is empty (shape {image.shape})")
+    if channel_axis is not None:
+        if not -image.ndim <= channel_axis < image.ndim:
+            raise InputError(f"channel_axis {channel_axis} does not exist in an image of shape {image.shape}")
+        image = np.moveaxis(image, channel_axis, -3)
+    elif image.ndim in (2, 3):
+        image = np.expand_dims(image, -3)
+    else:
+        image = image[np.newaxis]  # fails the shape check below with the original shape
+    if image.ndim not in (3, 4) or (channel_axis is None and image.ndim == 5):
+        raise InputError(
+            f"image of shape {original_shape} is neither (Y, X) nor (Z, Y, X); "
+            "give channel_axis= for multichannel images"
+        )
+    channels = image.shape[-3]
+    if channels != in_channels:
+        if in_channels == 1 and channels in (3, 4):
+            # An RGB(A) rendering of a single-channel stain: average the colour channels, drop alpha.
+            image = image[..., :3, :, :].astype(np.float32).mean(axis=-3, keepdims=True)
+        else:
+            raise InputError(
+                f"the model reads {in_channels} channel(s) but the image has {channels} "
+                f"(shape after moving channel_axis: {image.shape})"
+            )
+    if min(image.shape[-2:]) < 4:
+        raise InputError(f"image is too small to segment: {image.shape[-2:]} pixels (needs at least 4x4)")
+    image = image.astype(np.float32, copy=False)
+    if not np.isfinite(image).all():
+        raise InputError("image contains NaN or infinite values; replace them before segmenting")
+    return image
+
+
+def normalize(image: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """Map each channel's low/high percentile to 0/1 (float32, not clipped)."""
+    image = np.asarray(image, dtype=np.float32)
+    axes = tuple(range(image.ndim - 2, image.ndim)) if image.ndim >= 3 else None
+    if image.ndim == 4:  # (Z, C, Y, X): one range per channel over the whole stack
+        axes = (0, 2, 3)
+    sample = image
+    low = np.percentile(sample, percentiles[0], axis=axes, keepdims=True)
+    high = np.percentile(sample, percentiles[1], axis=axes, keepdims=True)
+    scale = np.maximum(high - low, 1e-6 * np.maximum(np.abs(high), 1.0))
+    return ((image - low) / scale).astype(np.float32)
+
+
+def check_labels(labels: np.ndarray, spatial_shape: tuple[int, ...], name: str = "labels") -> np.ndarray:
+    """Validate an instance label image and return it as int32."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind == "f":
+        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
+            raise InputError(f"{name} must hold whole numbers (instance ids), got non-integer floats")
+    elif labels.dtype.kind not in "uib":
+        raise InputError(f"{name} must be an integer array, got dtype {labels.dtype}")
+    if labels.shape != tuple(spatial_shape):
+        raise InputError(f"{name} shape {labels.shape} differs from the image's {tuple(spatial_shape)}")
+    if labels.size and labels.min() < 0:
+        raise InputError(f"{name} contains negative values; instance ids must be >= 0")
+    if labels.size and labels.max() > np.iinfo(np.int32).max:
+        raise InputError(f"{name} has ids too large for int32")
+    return labels.astype(np.int32, copy=False)
+
+
+def check_mask(mask: np.ndarray | None, spatial_shape: tuple[int, ...]) -> np.ndarray:
+    """Validate a checked-pixels mask (None means every pixel was checked)."""
+    if mask is None:
+        return np.ones(spatial_shape, dtype=bool)
+    mask = np.asarray(mask)
+    if mask.shape != tuple(spatial_shape):
+        raise InputError(f"mask shape {mask.shape} differs from the image's {tuple(spatial_shape)}")
+    return mask.astype(bool, copy=False)
+
+
+def instance_targets(labels: np.ndarray) -> np.ndarray:
+    """Per-pixel classes from instance labels: 0 background, 1 interior, 2 boundary (uint8).
+
+    The boundary is each object's inner edge (1 pixel), widened to 2 pixels where objects touch.
+    """
+    labels = np.asarray(labels)
+    foreground = labels > 0
+    boundary = find_boundaries(labels, mode="inner") & foreground
+    # Where two objects touch, widen the dividing line to 2 pixels on each side, so the interiors
+    # of touching nuclei stay apart and seed separate objects.
+    others_above = ndi.maximum_filter(labels, size=5) != labels
+    as_high = np.where(foreground, labels, np.iinfo(labels.dtype).max)
+    others_below = ndi.minimum_filter(as_high, size=5) != labels
+    boundary |= foreground & (others_above | others_below)
+    targets = np.zeros(labels.shape, dtype=np.uint8)
+    targets[labels > 0] = INTERIOR
+    targets[boundary] = BOUNDARY
+    return targets
+
+
+def augment(
+    image: np.ndarray, targets: np.ndarray, weights: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random 90-degree rotation, flip and intensity jitter of a (C, Y, X) crop and its targets."""
+    turns = int(rng.integers(4))
+    image = np.rot90(image, turns, axes=(-2, -1))
+    targets = np.rot90(targets, turns, axes=(-2, -1))
+    weights = np.rot90(weights, turns, axes=(-2, -1))
+    if rng.random() < 0.5:
+        image, targets, weights = image[..., ::-1], targets[..., ::-1], weights[..., ::-1]
+    gain = float(np.exp(rng.normal(0.0, 0.25)))
+    offset = float(rng.normal(0.0, 0.05))
+    gamma = float(np.exp(rng.normal(0.0, 0.15)))
+    image = np.sign(image) * np.abs(image) ** gamma * gain + offset
+    return (
+        np.ascontiguousarray(image, dtype=np.float32),
+        np.ascontiguousarray(targets),
+        np.ascontiguousarray(weights),
+    )

@@ -1,0 +1,21 @@
+"""Typed errors for user mistakes: each carries one sentence a biologist can act on."""
+
+
+class AttnSegError(Exception):
+    """Base class of every error napari-attnseg raises on purpose."""
+
+
+class InputError(AttnSegError, ValueError):
+    """An image, label or mask array that cannot be used."""
+
+
+class ConfigError(AttnSegError, ValueError):
+    """An option out of range or unknown."""
+
+
+class ModelFileError(AttnSegError):
+    """A model file that is missing, damaged, unsafe or from an unknown version."""
+
+
+class DeviceError(AttnSegError, RuntimeError):
+    """A device was asked for that this machine does not have."""

@@ -1,0 +1,168 @@
+"""Tiled prediction as a progress-yielding generator, and the functions that drain it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Generator
+
+import numpy as np
+import torch
+
+from .config import InferConfig
+from .data import as_channels_first, normalize
+from .devices import autocast, autocast_dtype, resolve_device
+from .modelio import SegModel
+from .postprocess import instances_from_probabilities, stitch_planes
+from .tiling import Blender, TileGrid
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferProgress:
+    """Where a prediction is: ``done`` of ``total`` tiles over all planes."""
+
+    done: int
+    total: int
+    plane: int
+    n_planes: int
+    device: str
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclass
+class Prediction:
+    """Network output for an image: class probabilities and optional attention maps.
+
+    ``probabilities`` is (classes, Y, X) for a plane or (Z, classes, Y, X) for a stack;
+    ``attention`` likewise with one map per gated skip level (finest first), or None.
+    """
+
+    probabilities: np.ndarray
+    attention: np.ndarray | None
+    device: str
+
+
+def _planes(image: np.ndarray, model: SegModel, channel_axis: int | None,
+            prenormalised: bool = False) -> tuple[np.ndarray, bool]:
+    """(Z, C, Y, X) float planes and whether the input was a stack."""
+    array = np.asarray(image)
+    if channel_axis is None and array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] > 4:
+        channel_axis = -1  # napari's convention: a trailing axis of 3 or 4 is RGB(A)
+        logger.info("treating the last axis of shape %s as colour channels", array.shape)
+    planes = as_channels_first(array, model.config.in_channels, channel_axis)
+    is_stack = planes.ndim == 4
+    if not is_stack:
+        planes = planes[np.newaxis]
+    if prenormalised:
+        return planes, is_stack
+    return normalize(planes, model.config.norm_percentiles), is_stack
+
+
+def predict_steps(
+    image: np.ndarray,
+    model: SegModel,
+    config: InferConfig | None = None,
+    channel_axis: int | None = None,
+    return_attention: bool = False,
+    prenormalised: bool = False,
+) -> Generator[InferProgress, None, Prediction]:
+    """Predict class probabilities tile by tile, yielding progress after every batch of tiles.
+
+    ``prenormalised`` skips the model's percentile normalisation (for images already normalised).
+    """
+    config = config or InferConfig()
+    planes, is_stack = _planes(image, model, channel_axis, prenormalised)
+    device = resolve_device(config.device)
+    dtype = autocast_dtype(device, config.precision)
+    network = model.network.eval().to(device)
+    if device.type == "cpu":
+        network = network.to(memory_format=torch.channels_last)
+
+    grid = TileGrid(planes.shape[-2:], config.tile_size, config.overlap, model.config.multiple)
+    total = len(grid) * len(planes)
+    probabilities, attention = [], []
+    done = 0
+    for plane_index, plane in enumerate(planes):
+        padded = grid.pad(plane)
+        blender = Blender(grid, model.config.n_classes)
+        attention_blender = None
+        tiles = list(grid)
+        for start in range(0, len(tiles), config.batch_size):
+            batch_tiles = tiles[start: start + config.batch_size]
+            batch = np.stack([padded[(slice(None), *tile.slices)] for tile in batch_tiles])
+            class_probs, maps = _forward(network, batch, device, dtype, return_attention)
+            if maps is not None and attention_blender is None:
+                attention_blender = Blender(grid, maps.shape[1])
+            for index, tile in enumerate(batch_tiles):
+                blender.add(tile, class_probs[index])
+                if attention_blender is not None:
+                    attention_blender.add(tile, maps[index])
+            done += len(batch_tiles)
+            yield InferProgress(done, total, plane_index, len(planes), str(device))
+        probabilities.append(blender.result())
+        if attention_blender is not None:
+            attention.append(attention_blender.result())
+
+    stacked = np.stack(probabilities)
+    maps_stacked = np.stack(attention) if attention else None
+    if not is_stack:
+        stacked = stacked[0]
+        maps_stacked = maps_stacked[0] if maps_stacked is not None else None
+    return Prediction(stacked, maps_stacked, str(device))
+
+
+def _forward(network, batch: np.ndarray, device, dtype, return_attention: bool):
+    tensor = torch.from_numpy(batch).to(device)
+    if device.type == "cpu":
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), autocast(device, dtype):
+        output = network(tensor, return_attention=return_attention)
+    logits, maps = output if return_attention else (output, [])
+    class_probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
+    maps_array = torch.cat(maps, dim=1).float().cpu().numpy() if maps else None
+    return class_probs, maps_array
+
+
+def drain(steps: Generator):
+    """Run a progress generator to the end and return its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def predict(image, model: SegModel, config: InferConfig | None = None, channel_axis=None,
+            return_attention: bool = False, prenormalised: bool = False) -> Prediction:
+    """Class probabilities (and attention maps) for ``image``; see ``predict_steps``."""
+    return drain(predict_steps(image, model, config, channel_axis, return_attention, prenormalised))
+
+
+def labels_from_prediction(prediction: Prediction, model: SegModel, config: InferConfig) -> np.ndarray:
+    """Instance labels (int32) from a prediction, stitched across planes for stacks."""
+    probabilities = prediction.probabilities
+    if model.config.task == "semantic":
+        return np.argmax(probabilities, axis=-3).astype(np.int32)
+    planes = probabilities if probabilities.ndim == 4 else probabilities[np.newaxis]
+    labels = np.stack([
+        instances_from_probabilities(plane, config.prob_threshold, config.seed_threshold, config.min_size)
+        for plane in planes
+    ])
+    if probabilities.ndim == 3:
+        return labels[0]
+    return stitch_planes(labels, config.stitch_threshold)
+
+
+def segment(image, model: SegModel | None = None, config: InferConfig | None = None,
+            channel_axis: int | None = None) -> np.ndarray:
+    """Instance labels (int32) with the image's spatial shape; the bundled model if none is given."""
+    from .modelio import load_model
+
+    model = model or load_model()
+    config = config or InferConfig()
+    return labels_from_prediction(predict(image, model, config, channel_axis), model, config)

@@ -1,0 +1,73 @@
+"""Instance and pixel metrics: AP at IoU thresholds (one-to-one matching), Dice, IoU, precision, recall."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+from .postprocess import pair_iou
+
+
+def matched_pairs(pred_labels: np.ndarray, true_labels: np.ndarray, iou_threshold: float) -> int:
+    """Number of one-to-one matches with IoU above ``iou_threshold``.
+
+    For thresholds >= 0.5 a match is unique by construction (two objects cannot both overlap a third
+    by more than half of the union); below 0.5 pairs are taken greedily, best IoU first.
+    """
+    pred_ids, true_ids, iou = pair_iou(pred_labels, true_labels)
+    keep = iou > iou_threshold
+    if iou_threshold >= 0.5:
+        return int(keep.sum())
+    used_pred: set[int] = set()
+    used_true: set[int] = set()
+    for index in np.argsort(iou)[::-1]:
+        if not keep[index]:
+            break
+        pred_id, true_id = int(pred_ids[index]), int(true_ids[index])
+        if pred_id not in used_pred and true_id not in used_true:
+            used_pred.add(pred_id)
+            used_true.add(true_id)
+    return len(used_pred)
+
+
+def evaluate(pred_labels: np.ndarray, true_labels: np.ndarray, mask: np.ndarray | None = None) -> dict:
+    """Scores of predicted against true instance labels of the same shape.
+
+    Args:
+        mask: optional bool array; only pixels inside it are compared (objects are cut to it).
+
+    Returns:
+        dict with ap50, ap75 (TP / (TP + FP + FN)), precision50, recall50, dice, iou (foreground),
+        n_true and n_pred.
+    """
+    pred_labels = np.asarray(pred_labels)
+    true_labels = np.asarray(true_labels)
+    if pred_labels.shape != true_labels.shape:
+        raise InputError(f"prediction shape {pred_labels.shape} differs from truth {true_labels.shape}")
+    for name, array in (("prediction", pred_labels), ("truth", true_labels)):
+        if array.dtype.kind not in "uib":
+            raise InputError(f"{name} labels must be integers, got dtype {array.dtype}")
+        if array.size and array.min() < 0:
+            raise InputError(f"{name} labels contain negative values")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        pred_labels = np.where(mask, pred_labels, 0)
+        true_labels = np.where(mask, true_labels, 0)
+    n_pred = int(np.unique(pred_labels[pred_labels > 0]).size)
+    n_true = int(np.unique(true_labels[true_labels > 0]).size)
+    scores: dict = {"n_true": n_true, "n_pred": n_pred}
+    for threshold, key in ((0.5, "50"), (0.75, "75")):
+        true_positive = matched_pairs(pred_labels, true_labels, threshold)
+        false_positive, false_negative = n_pred - true_positive, n_true - true_positive
+        denominator = true_positive + false_positive + false_negative
+        scores[f"ap{key}"] = true_positive / denominator if denominator else 1.0
+        if key == "50":
+            scores["precision50"] = true_positive / n_pred if n_pred else float(n_true == 0)
+            scores["recall50"] = true_positive / n_true if n_true else 1.0
+    pred_fg, true_fg = pred_labels > 0, true_labels > 0
+    intersection = int(np.logical_and(pred_fg, true_fg).sum())
+    total = int(pred_fg.sum() + true_fg.sum())
+    scores["dice"] = 2 * intersection / total if total else 1.0
+    union = total - intersection
+    scores["iou"] = intersection / union if union else 1.0
+    return scores

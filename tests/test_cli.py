@@ -1,0 +1,80 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_attnseg.cli import main
+from napari_attnseg.modelio import save_model
+from napari_attnseg.synthetic import synthetic_nuclei
+
+
+@pytest.fixture
+def workspace(tmp_path, tiny_model):
+    image, truth = synthetic_nuclei((128, 128), seed=4, radius_range=(8.0, 10.0))
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    tifffile.imwrite(tmp_path / "cells_truth.tif", truth)
+    save_model(tiny_model, tmp_path / "tiny.model")
+    return tmp_path
+
+
+def test_segment_finetune_segment_evaluate_round_trip(workspace, capsys):
+    w = workspace
+    assert main(["segment", str(w / "cells.tif"), "-o", str(w / "out"), "--model", str(w / "tiny.model")]) == 0
+    first = tifffile.imread(w / "out" / "cells_labels.tif")
+    assert first.dtype == np.int32 and first.shape == (128, 128)
+
+    assert main(["finetune", "--images", str(w / "cells.tif"), "--labels", str(w / "cells_truth.tif"),
+                 "-o", str(w / "tuned.model"), "--model", str(w / "tiny.model"),
+                 "--max-seconds", "20", "--epochs", "15"]) == 0
+    assert "validation AP50" in capsys.readouterr().out
+
+    assert main(["segment", str(w / "cells.tif"), "-o", str(w / "out2"), "--model", str(w / "tuned.model")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(w / "out2" / "cells_labels.tif"), str(w / "cells_truth.tif"), "--json"]) == 0
+    import json
+
+    scores = json.loads(capsys.readouterr().out)
+    assert set(scores) >= {"ap50", "ap75", "dice", "precision50", "recall50", "n_true", "n_pred"}
+    assert scores["n_true"] == int(len(np.unique(tifffile.imread(w / "cells_truth.tif"))) - 1)
+
+    assert main(["info", str(w / "tuned.model")]) == 0
+    assert "fine-tuned" in capsys.readouterr().out
+
+
+def test_existing_output_is_not_overwritten_silently(workspace, capsys):
+    w = workspace
+    args = ["segment", str(w / "cells.tif"), "-o", str(w / "out"), "--model", str(w / "tiny.model")]
+    assert main(args) == 0
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["segment", "missing.tif", "-o", "out"], "no such image"),
+        (["info", "missing.model"], "not found"),
+        (["evaluate", "a.tif"], "required"),
+        (["segment", "x.tif", "-o", "o", "--device", "tpu"], "invalid choice"),
+        (["finetune", "--images", "a.tif", "b.tif", "--labels", "a.tif", "-o", "m"], "one label file per image"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(argv, fragment, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "napari_attnseg.cli", *argv], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreadable_image_is_skipped_with_a_message(workspace, capsys):
+    (workspace / "broken.tif").write_bytes(b"II*\x00garbage")
+    code = main(["segment", str(workspace / "broken.tif"), str(workspace / "cells.tif"),
+                 "-o", str(workspace / "out"), "--model", str(workspace / "tiny.model")])
+    assert code == 2
+    assert "broken.tif" in capsys.readouterr().err
+    assert (workspace / "out" / "cells_labels.tif").exists()

@@ -1,0 +1,98 @@
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from napari_attnseg.errors import ModelFileError
+from napari_attnseg.modelio import FORMAT_VERSION, load_model, save_model
+
+
+def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):
+    tiny_model.card["history"] = [{"epoch": 1, "val_ap50": 0.5}]
+    path = save_model(tiny_model, tmp_path / "tiny.model")
+    loaded = load_model(path)
+    image = torch.randn(1, 1, 40, 40)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.network.eval()(image), tiny_model.network.eval()(image))
+    assert loaded.config == tiny_model.config
+    assert loaded.history == [{"epoch": 1, "val_ap50": 0.5}]
+    assert "torch" in loaded.card["versions"]
+
+
+def test_save_leaves_no_temporary_files(tiny_model, tmp_path):
+    save_model(tiny_model, tmp_path / "a.model")
+    save_model(tiny_model, tmp_path / "a.model")
+    assert sorted(os.listdir(tmp_path)) == ["a.model"]
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch pwned_by_pickle",))
+
+
+@pytest.mark.parametrize("writer", ["pickle", "torch"])
+def test_malicious_pickle_is_refused_and_never_runs(tmp_path, monkeypatch, writer):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.model"
+    if writer == "pickle":
+        path.write_bytes(pickle.dumps({"weights": _RunsCode()}))
+    else:
+        torch.save({"weights": _RunsCode()}, path)
+    with pytest.raises(ModelFileError, match="never unpickles"):
+        load_model(path)
+    assert not (tmp_path / "pwned_by_pickle").exists()
+
+
+def test_truncated_file(tiny_model, tmp_path):
+    path = save_model(tiny_model, tmp_path / "t.model")
+    path.write_bytes(path.read_bytes()[:-1000])
+    with pytest.raises(ModelFileError, match="damaged|truncated"):
+        load_model(path)
+
+
+def test_not_a_model_file(tmp_path):
+    path = tmp_path / "notes.model"
+    path.write_text("hello, I am text")
+    with pytest.raises(ModelFileError, match="not a napari-attnseg model"):
+        load_model(path)
+
+
+def _rewrite_metadata(path, **changes):
+    payload = path.read_bytes()
+    (length,) = struct.unpack("<Q", payload[:8])
+    header = json.loads(payload[8: 8 + length])
+    header["__metadata__"].update(changes)
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + payload[8 + length:])
+
+
+def test_newer_format_asks_for_an_upgrade(tiny_model, tmp_path):
+    path = save_model(tiny_model, tmp_path / "new.model")
+    _rewrite_metadata(path, format_version=str(FORMAT_VERSION + 1))
+    with pytest.raises(ModelFileError, match="upgrade"):
+        load_model(path)
+
+
+def test_config_that_does_not_fit_the_weights(tiny_model, tmp_path):
+    path = save_model(tiny_model, tmp_path / "m.model")
+    config = tiny_model.config.to_dict() | {"base_width": 16}
+    _rewrite_metadata(path, config=json.dumps(config))
+    with pytest.raises(ModelFileError, match="do not fit"):
+        load_model(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "nope.model")
+
+
+def test_bundled_default_model_loads_offline():
+    model = load_model()
+    assert model.config.task == "instance"
+    assert model.name == "attnseg-default-nuclei"
+    assert np.isfinite(next(model.network.parameters()).detach().numpy()).all()

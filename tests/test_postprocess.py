@@ -1,0 +1,55 @@
+import numpy as np
+
+from napari_attnseg.data import instance_targets
+from napari_attnseg.postprocess import instances_from_probabilities, pair_iou, stitch_planes
+
+
+def _disk(shape, centre, radius):
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 < radius**2
+
+
+def _probabilities_from_labels(labels):
+    targets = instance_targets(labels)
+    return np.stack([(targets == k).astype(np.float32) for k in range(3)])
+
+
+def test_touching_objects_are_split_along_the_boundary():
+    labels = np.zeros((60, 90), dtype=np.int32)
+    labels[_disk(labels.shape, (30, 30), 16)] = 1
+    labels[_disk(labels.shape, (30, 58), 16) & (labels == 0)] = 2
+    result = instances_from_probabilities(_probabilities_from_labels(labels), min_size=10)
+    assert result.max() == 2
+    assert result.dtype == np.int32
+    result_ids, true_ids, iou = pair_iou(result, labels)
+    best_per_truth = {t: max(i for i, tt in zip(iou, true_ids) if tt == t) for t in (1, 2)}
+    assert min(best_per_truth.values()) > 0.75
+
+
+def test_small_objects_are_removed_and_ids_are_sequential():
+    labels = np.zeros((50, 50), dtype=np.int32)
+    labels[_disk(labels.shape, (15, 15), 8)] = 5
+    labels[40:42, 40:42] = 9
+    result = instances_from_probabilities(_probabilities_from_labels(labels), min_size=20)
+    assert set(np.unique(result)) == {0, 1}
+
+
+def test_foreground_without_seed_still_becomes_an_object():
+    probabilities = np.zeros((3, 40, 40), dtype=np.float32)
+    probabilities[0] = 1.0
+    probabilities[:, 10:20, 10:20] = [[[0.1]], [[0.3]], [[0.6]]]  # foreground, but no confident interior
+    result = instances_from_probabilities(probabilities, min_size=5)
+    assert result.max() == 1 and (result > 0).sum() == 100
+
+
+def test_stitch_joins_overlapping_planes_and_keeps_others_apart():
+    planes = np.zeros((3, 40, 40), dtype=np.int32)
+    planes[0][_disk((40, 40), (10, 10), 6)] = 1
+    planes[1][_disk((40, 40), (11, 10), 6)] = 7
+    planes[1][_disk((40, 40), (30, 30), 5)] = 3
+    planes[2][_disk((40, 40), (30, 31), 5)] = 1
+    stitched = stitch_planes(planes, stitch_threshold=0.25)
+    assert stitched[0][10, 10] == stitched[1][11, 10]
+    assert stitched[1][30, 30] == stitched[2][30, 31]
+    assert stitched[1][11, 10] != stitched[1][30, 30]
+    assert len(np.unique(stitched)) == 3

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+
+import napari_attnseg as nas
+from napari_attnseg.config import InferConfig, TrainConfig
+from napari_attnseg.errors import InputError
+from napari_attnseg.training import masked_loss, train_steps
+
+FAST = TrainConfig(max_seconds=60, max_epochs=6, steps_per_epoch=5, batch_size=2, crop_size=64, seed=1)
+
+
+def _parameters(model):
+    return [p.detach().clone() for p in model.network.parameters()]
+
+
+def test_pixels_outside_the_mask_do_not_count():
+    logits = torch.randn(1, 3, 8, 8, requires_grad=True)
+    targets = torch.randint(0, 3, (1, 8, 8))
+    weights = torch.zeros(1, 8, 8)
+    weights[:, :4] = 1.0
+    masked_loss(logits, targets, weights, torch.ones(3)).backward()
+    assert logits.grad[..., 4:, :].abs().max() == 0
+    assert logits.grad[..., :4, :].abs().max() > 0
+
+
+def test_finetune_returns_a_new_model_and_leaves_the_input_alone(tiny_model, nuclei_pair):
+    before = _parameters(tiny_model)
+    tuned = nas.finetune(tiny_model, [nuclei_pair[0]], [nuclei_pair[1]], config=FAST)
+    assert tuned is not tiny_model
+    for old, new in zip(before, _parameters(tiny_model)):
+        torch.testing.assert_close(old, new)
+    assert any(not torch.equal(a, b) for a, b in zip(before, _parameters(tuned)))
+    assert [record["epoch"] for record in tuned.history][:2] == [0, 1]
+    assert tuned.card["validation"]["before"] is not None
+
+
+def test_same_seed_same_weights(tiny_model, nuclei_pair):
+    config = FAST.replace(max_epochs=2, val_fraction=0.0)
+    first = nas.finetune(tiny_model, [nuclei_pair[0]], [nuclei_pair[1]], config=config)
+    second = nas.finetune(tiny_model, [nuclei_pair[0]], [nuclei_pair[1]], config=config)
+    for a, b in zip(_parameters(first), _parameters(second)):
+        torch.testing.assert_close(a, b)
+
+
+def test_every_batch_reports_progress_and_stop_keeps_the_best(tiny_model, nuclei_pair):
+    steps = train_steps(tiny_model, [nuclei_pair[0]], [nuclei_pair[1]], None, FAST.replace(max_epochs=50))
+    reports = []
+    best = None
+    for progress in steps:
+        reports.append(progress)
+        if progress.model is not None:
+            best = progress.model
+        elif best is not None and progress.val is None:
+            steps.close()  # what a GUI's Stop does: between two batches
+            break
+    train_steps_seen = [r.step for r in reports if r.val is None]
+    assert train_steps_seen == list(range(1, len(train_steps_seen) + 1))
+    assert best is not None and reports[-1].val is None
+    labels = nas.segment(nuclei_pair[0], best, InferConfig(device="cpu"))
+    assert labels.shape == nuclei_pair[0].shape
+
+
+def test_time_budget_is_respected(tiny_model, nuclei_pair):
+    config = FAST.replace(max_seconds=1.0, max_epochs=10_000)
+    tuned = nas.finetune(tiny_model, [nuclei_pair[0]], [nuclei_pair[1]], config=config)
+    assert tuned.card["train_seconds"] < 10
+
+
+def test_masks_that_check_nothing_are_refused(tiny_model, nuclei_pair):
+    with pytest.raises(InputError, match="check no pixel"):
+        nas.finetune(tiny_model, [nuclei_pair[0]], [nuclei_pair[1]],
+                     masks=[np.zeros(nuclei_pair[0].shape, bool)], config=FAST)
+
+
+def test_mismatched_inputs_are_refused(tiny_model, nuclei_pair):
+    with pytest.raises(InputError, match="differs"):
+        nas.finetune(tiny_model, [nuclei_pair[0]], [nuclei_pair[1][:-1]], config=FAST)
+    with pytest.raises(InputError, match="one of each"):
+        nas.finetune(tiny_model, [nuclei_pair[0]], [], config=FAST)
+
+
+def test_finetune_on_checked_half_improves_the_unchecked_half(tiny_model):
+    image, truth = nas.synthetic_nuclei((256, 256), seed=21, radius_range=(8.0, 11.0))
+    checked = np.zeros(image.shape, dtype=bool)
+    checked[:128] = True
+    unchecked = ~checked
+    config = TrainConfig(max_seconds=60, max_epochs=40, steps_per_epoch=10, batch_size=4,
+                         crop_size=64, learning_rate=5e-3, seed=0)
+    tuned = nas.finetune(tiny_model, [image], [np.where(checked, truth, 0)], masks=[checked],
+                         config=config)
+    before = nas.evaluate(nas.segment(image, tiny_model), truth, mask=unchecked)["ap50"]
+    after = nas.evaluate(nas.segment(image, tuned), truth, mask=unchecked)["ap50"]
+    assert after > before + 0.3, (before, after)
