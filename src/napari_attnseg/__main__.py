@@ -1,4 +1,4 @@
-"""`python -m napari_attnseg`: open napari with the plugin and its sample data."""
+"""`python -m napari_attnseg`: open napari with the plugin's widgets and its sample data."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
 
     viewer = napari.Viewer(title="napari-attnseg")
     viewer.open_sample("napari-attnseg", "nuclei")
+    for name in ("AttnSeg: Images", "AttnSeg: Segment", "AttnSeg: Correct", "AttnSeg: Fine-tune"):
+        viewer.window.add_plugin_dock_widget("napari-attnseg", name, tabify=name != "AttnSeg: Images")
     if args.screenshot is not None:
         from qtpy.QtWidgets import QApplication
 

@@ -166,3 +166,32 @@ def segment(image, model: SegModel | None = None, config: InferConfig | None = N
     model = model or load_model()
     config = config or InferConfig()
     return labels_from_prediction(predict(image, model, config, channel_axis), model, config)
+
+
+@dataclass
+class Segmentation:
+    """What `segment_steps` returns: labels plus the maps a viewer may show."""
+
+    labels: np.ndarray
+    prediction: Prediction
+
+    @property
+    def foreground(self) -> np.ndarray:
+        """Probability of belonging to any object (1 - background)."""
+        return 1.0 - self.prediction.probabilities[..., 0, :, :]
+
+    @property
+    def uncertainty(self) -> np.ndarray:
+        """Entropy of the class probabilities, scaled to [0, 1]."""
+        from .uncertainty import normalized_entropy
+
+        return normalized_entropy(self.prediction.probabilities)
+
+
+def segment_steps(image, model: SegModel, config: InferConfig | None = None,
+                  channel_axis: int | None = None, return_attention: bool = False
+                  ) -> Generator[InferProgress, None, Segmentation]:
+    """`predict_steps` followed by instance extraction; returns a Segmentation."""
+    config = config or InferConfig()
+    prediction = yield from predict_steps(image, model, config, channel_axis, return_attention)
+    return Segmentation(labels_from_prediction(prediction, model, config), prediction)

@@ -1,0 +1,264 @@
+"""AttnSeg: Correct — instance edits napari's label tools lack, checked regions, live counts."""
+
+from __future__ import annotations
+
+import logging
+
+import napari
+import numpy as np
+from magicgui.widgets import Container, SpinBox
+from napari.layers import Labels, Shapes
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+
+from .. import editing
+from . import _common
+from ._session import session_for
+
+logger = logging.getLogger(__name__)
+
+class CorrectWidget(QWidget):
+    """Buttons act on the labels layer's selected label; shortcuts act on the object under the cursor."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.labels_combo = _common.layer_combo(self.viewer, Labels, "labels")
+        self.merge_with = SpinBox(label="merge into id", value=1, min=1, max=2**31 - 1)
+        self.min_size = SpinBox(label="minimum size", value=15, min=1, max=10**7)
+        self.form = Container(widgets=[self.labels_combo, self.merge_with, self.min_size])
+        self.counts = QLabel("")
+        self.counts.setWordWrap(True)
+
+        edits = QGroupBox("Objects (the selected label)")
+        grid = QGridLayout(edits)
+        actions = [
+            ("Delete object", self.delete_selected, "remove the selected label (Shift+D: object under cursor)"),
+            ("Merge objects", self.merge_selected, "give the selected label's pixels to 'merge into id'"),
+            ("Split along line", self.split_along_line, "cut the selected object along the last line drawn "
+                                                        "in the 'split line' Shapes layer"),
+            ("Split by watershed", self.split_watershed_selected, "split at the necks (Shift+W: under cursor)"),
+            ("Fill holes", self.fill_holes, "fill holes inside every object"),
+            ("Remove small", self.remove_small, "remove objects below the minimum size"),
+            ("Relabel", self.relabel, "renumber objects 1..N"),
+            ("New label", self.new_label, "select an unused id for painting a new object (Shift+N)"),
+        ]
+        for index, (text, slot, tip) in enumerate(actions):
+            grid.addWidget(_common.button(text, slot, tip), index // 2, index % 2)
+
+        checks = QGroupBox("Checked regions (only these train the model)")
+        check_grid = QGridLayout(checks)
+        check_grid.addWidget(_common.button("Mark whole image checked", self.check_all,
+                                            "every pixel of this image was reviewed"), 0, 0)
+        check_grid.addWidget(_common.button("Mark rectangles checked", self.check_rectangles,
+                                            "add the rectangles of the 'review' Shapes layer"), 0, 1)
+        check_grid.addWidget(_common.button("Draw rectangles", self.draw_rectangles,
+                                            "add a 'review' Shapes layer in rectangle mode"), 1, 0)
+        check_grid.addWidget(_common.button("Clear checked", self.clear_checked,
+                                            "mark nothing of this image as checked"), 1, 1)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addWidget(edits)
+        layout.addWidget(checks)
+        layout.addWidget(self.counts)
+        layout.addStretch()
+
+        self._count_timer = QTimer(self)
+        self._count_timer.setSingleShot(True)
+        self._count_timer.setInterval(200)  # coalesce paint strokes into one recount
+        self._count_timer.timeout.connect(self.update_counts)
+        self._bound_layer = None
+        _common.watch_layers(self.viewer, self.form)
+        self.labels_combo.changed.connect(lambda _value: self._bind_layer())
+        self._bind_layer()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def layer(self) -> Labels | None:
+        return _common.get_layer(self.viewer, self.labels_combo.value)
+
+    def _image_name(self, layer: Labels) -> str:
+        return layer.name[: -len("_labels")] if layer.name.endswith("_labels") else layer.name
+
+    def _apply(self, action, *args) -> bool:
+        """Run an editing function and write only the changed pixels, as one undoable step."""
+        from ..errors import AttnSegError
+
+        layer = self.layer()
+        if layer is None:
+            show_error("Correct: choose a labels layer first")
+            return False
+        before = np.asarray(layer.data)
+        try:
+            after = action(before, *args)
+        except AttnSegError as error:
+            show_error(f"Correct: {error}")
+            return False
+        indices, values = editing.changed_pixels(before, after)
+        if len(values):
+            with layer.block_history():
+                layer.data_setitem(indices, values)
+        self.update_counts()
+        return True
+
+    def _selected(self) -> int:
+        layer = self.layer()
+        return int(layer.selected_label) if layer is not None else 0
+
+    def _under_cursor(self, layer: Labels) -> int:
+        value = layer.get_value(self.viewer.cursor.position, view_direction=self.viewer.cursor._view_direction,
+                                dims_displayed=list(self.viewer.dims.displayed), world=True)
+        return int(value) if value is not None else 0
+
+    # -- object edits ----------------------------------------------------------------------------
+    def delete_selected(self, label_id: int | None = None) -> None:
+        self._apply(editing.delete_object, self._selected() if label_id is None else label_id)
+
+    def merge_selected(self) -> None:
+        self._apply(editing.merge_objects, int(self.merge_with.value), self._selected())
+
+    def split_watershed_selected(self, label_id: int | None = None) -> None:
+        self._apply(editing.split_by_watershed, self._selected() if label_id is None else label_id)
+
+    def split_along_line(self) -> None:
+        shapes = _common.get_layer(self.viewer, "split line")
+        if not isinstance(shapes, Shapes) or len(shapes.data) == 0:
+            layer = self.viewer.add_shapes(name="split line", shape_type="path", edge_color="yellow",
+                                           edge_width=2) if shapes is None else shapes
+            layer.mode = "add_path"
+            show_error("Correct: draw a line across the object in the 'split line' layer, then click again")
+            return
+        labels_layer = self.layer()
+        if labels_layer is None:
+            show_error("Correct: choose a labels layer first")
+            return
+        points = np.asarray([labels_layer.world_to_data(p) for p in shapes.data[-1]])[:, -2:]
+        label_id = self._selected()
+        if label_id == 0 or not (np.asarray(labels_layer.data) == label_id).any():
+            label_id = self._label_on_line(labels_layer, points)
+        if self._apply(editing.split_by_line, label_id, points):
+            shapes.data = shapes.data[:-1]
+
+    @staticmethod
+    def _label_on_line(layer: Labels, points: np.ndarray) -> int:
+        data = np.asarray(layer.data)
+        middle = np.round(points.mean(axis=0)).astype(int)
+        if data.ndim == 2 and 0 <= middle[0] < data.shape[0] and 0 <= middle[1] < data.shape[1]:
+            return int(data[middle[0], middle[1]])
+        return 0
+
+    def fill_holes(self) -> None:
+        self._apply(editing.fill_holes)
+
+    def remove_small(self) -> None:
+        self._apply(editing.remove_small, int(self.min_size.value))
+
+    def relabel(self) -> None:
+        self._apply(editing.relabel)
+
+    def new_label(self) -> None:
+        layer = self.layer()
+        if layer is not None:
+            layer.selected_label = editing.next_free_label(np.asarray(layer.data))
+            layer.mode = "paint"
+
+    # -- checked regions -------------------------------------------------------------------------
+    def _checked_layer(self) -> Labels | None:
+        layer = self.layer()
+        if layer is None:
+            show_error("Correct: choose a labels layer first")
+            return None
+        name = f"{self._image_name(layer)}_checked"
+        checked = _common.get_layer(self.viewer, name)
+        if checked is None:
+            checked = self.viewer.add_labels(np.zeros(layer.data.shape, dtype=np.uint8), name=name,
+                                             opacity=0.25, scale=layer.scale)
+            self.viewer.layers.selection.active = layer
+        return checked
+
+    def _set_checked(self, mask: np.ndarray) -> None:
+        checked = self._checked_layer()
+        if checked is None:
+            return
+        before = np.asarray(checked.data)
+        indices, values = editing.changed_pixels(before > 0, mask)
+        if len(values):
+            with checked.block_history():
+                checked.data_setitem(indices, values.astype(before.dtype))
+        self.update_counts()
+
+    def check_all(self) -> None:
+        layer = self.layer()
+        if layer is not None:
+            self._set_checked(np.ones(layer.data.shape, dtype=bool))
+
+    def clear_checked(self) -> None:
+        layer = self.layer()
+        if layer is not None:
+            self._set_checked(np.zeros(layer.data.shape, dtype=bool))
+
+    def draw_rectangles(self) -> None:
+        review = _common.get_layer(self.viewer, "review")
+        if review is None:
+            review = self.viewer.add_shapes(name="review", edge_color="lime", face_color="transparent",
+                                            edge_width=2)
+        self.viewer.layers.selection.active = review
+        review.mode = "add_rectangle"
+
+    def check_rectangles(self) -> None:
+        layer, review = self.layer(), _common.get_layer(self.viewer, "review")
+        if layer is None or not isinstance(review, Shapes) or len(review.data) == 0:
+            show_error("Correct: draw rectangles in the 'review' layer first (Draw rectangles)")
+            return
+        shape = layer.data.shape[-2:]
+        masks = review.to_masks(mask_shape=shape)
+        added = np.asarray(masks).any(axis=0)
+        checked_layer = self._checked_layer()
+        current = np.asarray(checked_layer.data) > 0
+        if current.ndim == 3:  # a stack: rectangles apply to the plane on screen
+            plane = int(self.viewer.dims.current_step[0])
+            updated = current.copy()
+            updated[plane] |= added
+        else:
+            updated = current | added
+        self._set_checked(updated)
+        review.data = []
+
+    # -- counts and shortcuts --------------------------------------------------------------------
+    def update_counts(self) -> None:
+        layer = self.layer()
+        if layer is None:
+            self.counts.setText("")
+            return
+        labels = np.asarray(layer.data)
+        text = f"objects: {editing.object_count(labels)}"
+        record = self.session.predictions.get(self._image_name(layer))
+        if record is not None and record.labels.shape == labels.shape:
+            text += f"   pixels changed vs the model: {int(np.count_nonzero(record.labels != labels)):,}"
+        checked = _common.get_layer(self.viewer, f"{self._image_name(layer)}_checked")
+        if checked is not None:
+            text += f"   checked: {100 * float(np.mean(np.asarray(checked.data) > 0)):.0f}%"
+        self.counts.setText(text)
+
+    def _bind_layer(self) -> None:
+        layer = self.layer()
+        if layer is self._bound_layer:
+            return
+        if self._bound_layer is not None:
+            for event in (self._bound_layer.events.paint, self._bound_layer.events.data):
+                event.disconnect(self._schedule_count)
+        self._bound_layer = layer
+        if layer is None:
+            return
+        layer.events.paint.connect(self._schedule_count)
+        layer.events.data.connect(self._schedule_count)
+        layer.bind_key("Shift-D", lambda lyr: self.delete_selected(self._under_cursor(lyr)), overwrite=True)
+        layer.bind_key("Shift-W", lambda lyr: self.split_watershed_selected(self._under_cursor(lyr)),
+                       overwrite=True)
+        layer.bind_key("Shift-N", lambda lyr: self.new_label(), overwrite=True)
+        self.update_counts()
+
+    def _schedule_count(self, _event=None) -> None:
+        self._count_timer.start()

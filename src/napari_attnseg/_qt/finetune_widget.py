@@ -1,0 +1,215 @@
+"""AttnSeg: Fine-tune — train on the corrected, checked labels in a worker with a live plot."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import math
+
+import napari
+import numpy as np
+from magicgui.widgets import CheckBox, Container, FloatSpinBox, SpinBox
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+
+from . import _common
+from ._plot import LivePlot
+from ._session import LayerNames, session_for
+from ._workers import start_worker
+
+logger = logging.getLogger(__name__)
+
+
+class FinetuneWidget(QWidget):
+    """Start/Stop fine-tuning; the best model so far becomes the session's model when it ends."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.worker = None
+        self.best = None
+        self.used_entries: list = []
+
+        self.image_combo = _common.layer_combo(self.viewer, Image, "image")
+        self.labels_combo = _common.layer_combo(self.viewer, Labels, "corrected labels")
+        self.checked_combo = _common.layer_combo(self.viewer, Labels, "checked regions")
+        self.seconds = SpinBox(label="time budget (s)", value=120, min=5, max=24 * 3600, step=30)
+        self.epochs = SpinBox(label="max epochs", value=200, min=1, max=100000)
+        self.learning_rate = FloatSpinBox(label="learning rate", value=0.002, min=1e-5, max=0.1, step=0.0005)
+        self.augment = CheckBox(text="augment (flips, rotations, intensity)", value=True)
+        self.val_fraction = FloatSpinBox(label="validation fraction", value=0.2, min=0.0, max=0.5, step=0.05)
+        self.form = Container(widgets=[self.image_combo, self.labels_combo, self.checked_combo, self.seconds,
+                                       self.epochs, self.learning_rate, self.augment, self.val_fraction])
+        self.start_button = _common.button("Start", self.start, "fine-tune the current model")
+        self.stop_button = _common.button("Stop", self.stop, "stop now and keep the best model so far")
+        self.stop_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.plot = LivePlot()
+        self.status = QLabel("Train on corrected labels; only checked regions count.")
+        self.status.setWordWrap(True)
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.stop_button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.status)
+        layout.addWidget(self.result)
+        layout.addStretch()
+        _common.watch_layers(self.viewer, self.form)
+        self.session.image_shown.connect(self._select_image)
+
+    def _select_image(self, image_name: str) -> None:
+        names = LayerNames(image_name)
+        self.form.reset_choices()
+        for combo, name in ((self.image_combo, names.image), (self.labels_combo, names.labels),
+                            (self.checked_combo, names.checked)):
+            if name in combo.choices:
+                combo.value = name
+
+    def train_config(self):
+        from ..config import TrainConfig
+
+        return TrainConfig(max_seconds=float(self.seconds.value), max_epochs=int(self.epochs.value),
+                           learning_rate=float(self.learning_rate.value), augment=bool(self.augment.value),
+                           val_fraction=float(self.val_fraction.value))
+
+    def training_data(self):
+        """Images, labels and masks: the current layer pair plus the project's corrected images."""
+        from ..errors import InputError
+
+        image_layer = _common.get_layer(self.viewer, self.image_combo.value)
+        labels_layer = _common.get_layer(self.viewer, self.labels_combo.value)
+        checked_layer = _common.get_layer(self.viewer, self.checked_combo.value)
+        if image_layer is None or labels_layer is None:
+            raise InputError("choose an image and its corrected labels")
+        if checked_layer is None or checked_layer is labels_layer or not np.any(checked_layer.data):
+            raise InputError("mark the regions you reviewed as checked first (AttnSeg: Correct)")
+        images = [np.asarray(image_layer.data)]
+        labels = [np.asarray(labels_layer.data)]
+        masks = [np.asarray(checked_layer.data) > 0]
+        self.used_entries = []
+        project = self.session.project
+        if project is not None:
+            current = self.session.current_entry
+            for entry, image, entry_labels, checked in project.training_set():
+                if current is not None and entry.file == current.file:
+                    self.used_entries.append(entry)
+                    continue
+                images.append(image)
+                labels.append(entry_labels)
+                masks.append(checked)
+                self.used_entries.append(entry)
+            if current is not None and current not in self.used_entries:
+                self.used_entries.append(current)
+        channel_axis = -1 if image_layer.rgb else None
+        return images, labels, masks, channel_axis
+
+    def start(self) -> None:
+        from ..errors import AttnSegError
+        from ..training import train_steps
+
+        self.session.autosave()
+        try:
+            config = self.train_config()
+            images, labels, masks, channel_axis = self.training_data()
+            model = self.session.model
+        except AttnSegError as error:
+            show_error(f"Fine-tune: {error}")
+            return
+        self.best = None
+        self.plot.clear()
+        self.result.setText("")
+        self._set_running(True)
+        self.status.setText(f"fine-tuning {self.session.model_label} on {len(images)} image(s)…")
+        self.worker = start_worker(
+            train_steps, model, images, labels, masks, config, channel_axis,
+            description="Fine-tuning", on_yield=self._on_progress, on_return=self._adopt,
+            on_abort=self._on_abort, on_finish=lambda: self._set_running(False),
+        )
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _on_progress(self, report) -> None:
+        self.progress.setValue(int(report.fraction * 1000))
+        if report.val is None:
+            self.plot.add_loss(report.step, report.loss)
+        else:
+            self.plot.add_score(report.step, report.val["ap50"])
+        if report.model is not None:
+            self.best = report.model
+        self.plot.update()
+        eta = f", about {report.eta:.0f} s left" if math.isfinite(report.eta) else ""
+        score = f", best val AP50 {report.best_score:.3f}" if report.best_score is not None else ""
+        self.status.setText(f"epoch {report.epoch}, step {report.step}, loss {report.loss:.3f}{score}{eta}")
+
+    def _on_abort(self) -> None:
+        if self.best is None:
+            self.status.setText("stopped before any improvement; the model in use is unchanged")
+            return
+        self._adopt(self.best, stopped=True)
+
+    def _adopt(self, model, stopped: bool = False) -> None:
+        """Main thread: make ``model`` current, save it into the project, re-segment the image."""
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        model.card["name"] = f"finetuned-{stamp}"
+        self.session.set_model(model, model.card["name"], tuned=True)
+        saved = ""
+        project = self.session.project
+        if project is not None:
+            from ..modelio import save_model
+
+            path = project.models_dir() / f"{model.card['name']}.model"
+            try:
+                save_model(model, path)
+                project.model_file = str(path.relative_to(project.data_dir))
+                for entry in self.used_entries:
+                    entry.status = "training"
+                project.save()
+                saved = f"; saved to {path.name}"
+            except OSError as error:
+                show_error(f"Fine-tune: could not save the model ({error}); it stays in use for this session")
+            self.session.project_changed.emit()
+        validation = model.card.get("validation") or {}
+        before, after = validation.get("before"), validation.get("after")
+        if before and after:
+            self.result.setText(f"validation AP50 {before['ap50']:.3f} → {after['ap50']:.3f}, "
+                                f"Dice {before['dice']:.3f} → {after['dice']:.3f}")
+        self.status.setText(f"{'stopped' if stopped else 'done'}: now using {model.card['name']}{saved}")
+        show_info(f"Fine-tuned model {model.card['name']} is now in use{saved}")
+        self._resegment(model)
+
+    def _resegment(self, model) -> None:
+        """Segment the training image with the new model into '<image>_tuned_labels' (edits untouched)."""
+        from ..inference import segment_steps
+
+        layer = _common.get_layer(self.viewer, self.image_combo.value)
+        if layer is None:
+            return
+        name = f"{layer.name}_tuned_labels"
+
+        def show(result) -> None:
+            if name in self.viewer.layers:
+                self.viewer.layers[name].data = result.labels
+            else:
+                self.viewer.add_labels(result.labels, name=name, visible=True, scale=layer.scale)
+
+        self.segment_worker = start_worker(segment_steps, np.asarray(layer.data), model,
+                                           None, -1 if layer.rgb else None,
+                                           description=f"Re-segmenting {layer.name}", on_return=show)
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        if not running:
+            self.worker = None

@@ -1,0 +1,237 @@
+"""AttnSeg: Images — open an image or a folder as an annotation project; browse it; autosave."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import napari
+import numpy as np
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QEvent, QObject, QTimer
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QListWidget, QVBoxLayout, QWidget
+
+from . import _common
+from ._session import LayerNames, session_for
+
+logger = logging.getLogger(__name__)
+
+AUTOSAVE_MS = 30_000
+STATUS_TEXT = {"new": "new", "segmented": "segmented", "corrected": "corrected", "training": "in training set"}
+
+
+class _CloseWatcher(QObject):
+    """Saves before napari's main window closes."""
+
+    def __init__(self, callback) -> None:
+        super().__init__()
+        self.callback = callback
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 (Qt naming)
+        if event.type() == QEvent.Close:
+            self.callback()
+        return False
+
+
+class ImagesWidget(QWidget):
+    """Open files or a project folder; list images with their status; next/previous; autosave."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self._dirty = False
+        self._watched_layer = None
+
+        self.image_list = QListWidget()
+        self.image_list.currentRowChanged.connect(self._on_row_changed)
+        self.folder_label = QLabel("No project open. Open a folder to annotate its images.")
+        self.folder_label.setWordWrap(True)
+        self.save_label = QLabel("")
+
+        open_row = QHBoxLayout()
+        open_row.addWidget(_common.button("Open image…", self.open_image_dialog, "open one image file"))
+        open_row.addWidget(_common.button("Open folder…", self.open_folder_dialog,
+                                          "open a folder of images as an annotation project"))
+        nav_row = QHBoxLayout()
+        nav_row.addWidget(_common.button("Previous", self.previous_image, "previous image (Alt+Left)"))
+        nav_row.addWidget(_common.button("Next", self.next_image, "next image (Alt+Right)"))
+        nav_row.addWidget(_common.button("Save", self.save_now, "save labels and checked regions now"))
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(open_row)
+        layout.addWidget(self.folder_label)
+        layout.addWidget(self.image_list)
+        layout.addLayout(nav_row)
+        layout.addWidget(self.save_label)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(AUTOSAVE_MS)
+        self.timer.timeout.connect(self.autosave)
+        self.timer.start()
+        self.session.autosave_hooks.append(self.autosave)
+        self.session.project_changed.connect(self.refresh_list)
+        self.viewer.bind_key("Alt-Right", lambda _viewer: self.next_image(), overwrite=True)
+        self.viewer.bind_key("Alt-Left", lambda _viewer: self.previous_image(), overwrite=True)
+        self._close_watcher = _CloseWatcher(self.autosave)
+        window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
+        if window is not None:
+            window.installEventFilter(self._close_watcher)
+
+    # -- opening ---------------------------------------------------------------------------------
+    def open_image_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open image", "",
+                                              "Images (*.tif *.tiff *.png *.jpg *.jpeg *.bmp)")
+        if path:
+            self.open_image(path)
+
+    def open_image(self, path: str | Path) -> None:
+        try:
+            self.viewer.open(str(path), plugin="napari-attnseg")
+        except Exception as error:  # napari wraps reader errors; show the reason, keep napari usable
+            show_error(f"Open image: {error}")
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open folder as project")
+        if folder:
+            self.open_folder(folder)
+
+    def open_folder(self, folder: str | Path) -> None:
+        """Open ``folder`` as a project and show its first image (or the first not yet corrected)."""
+        from ..errors import AttnSegError
+        from ..project import Project
+
+        self.autosave()
+        try:
+            project = Project.open(folder)
+        except AttnSegError as error:
+            show_error(f"Open folder: {error}")
+            return
+        self._close_current()
+        self.session.project = project
+        self.folder_label.setText(f"Project: {project.folder} ({len(project)} images; "
+                                  f"saved in {project.data_dir.name}/)")
+        self.refresh_list()
+        self.session.project_changed.emit()
+        first = next((i for i, e in enumerate(project.entries) if e.status not in ("corrected", "training")), 0)
+        self.image_list.blockSignals(True)
+        self.image_list.setCurrentRow(first)
+        self.image_list.blockSignals(False)
+        self.show_entry(first)
+
+    def refresh_list(self) -> None:
+        project = self.session.project
+        row = self.image_list.currentRow()
+        self.image_list.blockSignals(True)
+        self.image_list.clear()
+        if project is not None:
+            for entry in project.entries:
+                self.image_list.addItem(f"{entry.file}  —  {STATUS_TEXT[entry.status]}")
+            self.image_list.setCurrentRow(max(row, 0) if project.entries else -1)
+        self.image_list.blockSignals(False)
+
+    # -- navigation ------------------------------------------------------------------------------
+    def next_image(self) -> None:
+        if self.session.project is not None:
+            self.image_list.setCurrentRow(min(self.image_list.currentRow() + 1, len(self.session.project) - 1))
+
+    def previous_image(self) -> None:
+        if self.session.project is not None:
+            self.image_list.setCurrentRow(max(self.image_list.currentRow() - 1, 0))
+
+    def _on_row_changed(self, row: int) -> None:
+        project = self.session.project
+        if project is None or not 0 <= row < len(project):
+            return
+        self.show_entry(row)
+
+    def show_entry(self, row: int) -> None:
+        """Save the image on screen, then show image ``row`` with its saved labels and checks."""
+        from ..errors import AttnSegError
+
+        project = self.session.project
+        self.autosave()
+        entry = project.entries[row]
+        try:
+            image = project.read_image(entry)
+            labels = project.load_labels(entry)
+            checked = project.load_checked(entry)
+        except AttnSegError as error:
+            show_error(f"Open {entry.file}: {error}")
+            return
+        self._close_current()
+        names = LayerNames(entry.stem)
+        rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
+        self.viewer.add_image(image, name=names.image, rgb=rgb)
+        spatial = image.shape[:-1] if rgb else image.shape
+        if labels is None or labels.shape != spatial:
+            labels = np.zeros(spatial, dtype=np.int32)
+        if checked is None or checked.shape != spatial:
+            checked = np.zeros(spatial, dtype=bool)
+        self.viewer.add_labels(checked.astype(np.uint8), name=names.checked, opacity=0.25, visible=True)
+        labels_layer = self.viewer.add_labels(labels, name=names.labels)
+        self.session.current_entry = entry
+        self._watch(labels_layer)
+        self._watch(self.viewer.layers[names.checked])
+        self.viewer.layers.selection.active = labels_layer
+        self.viewer.reset_view()
+        self.session.image_shown.emit(names.image)
+
+    def _close_current(self) -> None:
+        entry = self.session.current_entry
+        if entry is None:
+            return
+        names = LayerNames(entry.stem)
+        for name in list(self.viewer.layers):
+            if name.name == names.image or name.name.startswith(f"{names.image}_"):
+                self.viewer.layers.remove(name)
+        self.session.current_entry = None
+        self._dirty = False
+
+    # -- autosave --------------------------------------------------------------------------------
+    def _watch(self, layer) -> None:
+        layer.events.paint.connect(self._mark_dirty)
+        layer.events.data.connect(self._mark_dirty)
+        if hasattr(layer.events, "labels_update"):
+            layer.events.labels_update.connect(self._mark_dirty)
+
+    def _mark_dirty(self, _event=None) -> None:
+        self._dirty = True
+
+    def save_now(self) -> None:
+        self._dirty = True
+        self.autosave()
+
+    def autosave(self) -> None:
+        """Save the shown image's labels and checks if they changed; a corrected image is marked so."""
+        from ..errors import AttnSegError
+
+        project, entry = self.session.project, self.session.current_entry
+        if project is None or entry is None or not self._dirty:
+            return
+        names = LayerNames(entry.stem)
+        labels_layer = _common.get_layer(self.viewer, names.labels)
+        checked_layer = _common.get_layer(self.viewer, names.checked)
+        if labels_layer is None:
+            return
+        labels = np.asarray(labels_layer.data)
+        checked = np.asarray(checked_layer.data) > 0 if checked_layer is not None else None
+        status = entry.status
+        if self.session.labels_edited(names.image, labels) or (checked is not None and checked.any()):
+            status = "corrected" if status != "training" else status
+        try:
+            project.save_labels(entry, labels, checked, status=status)
+        except (OSError, AttnSegError) as error:
+            # Keep the edits in memory (and dirty) and say so; the next autosave tries again.
+            show_error(f"Could not save {entry.file}: {error}. Your edits are kept; saving again in "
+                       f"{AUTOSAVE_MS // 1000} s.")
+            return
+        self._dirty = False
+        self.save_label.setText(f"saved {entry.file}")
+        self.refresh_list()
+        logger.info("autosaved %s", entry.file)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        self.autosave()
+        super().closeEvent(event)
+

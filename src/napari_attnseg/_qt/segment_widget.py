@@ -1,0 +1,269 @@
+"""AttnSeg: Segment — run the model on an image layer (or the whole project) in a worker."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import napari
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from superqt import QCollapsible
+
+from . import _common
+from ._session import LayerNames, PredictionRecord, session_for
+from ._workers import start_worker
+
+logger = logging.getLogger(__name__)
+
+MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE = "Bundled default", "Last fine-tuned", "From file"
+
+
+class SegmentWidget(QWidget):
+    """Pick an image, a model and a device; Segment; Cancel; optional probability/uncertainty/attention."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.worker = None
+
+        self.image_combo = _common.layer_combo(self.viewer, Image, "image")
+        self.model_combo = ComboBox(label="model", choices=[MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE])
+        self.model_file = FileEdit(label="model file", mode="r", filter="*.model *.safetensors", visible=False)
+        self.device_combo = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
+        self.form = Container(widgets=[self.image_combo, self.model_combo, self.model_file, self.device_combo])
+        self.tile_size = SpinBox(label="tile size", value=256, min=32, max=4096, step=32)
+        self.threshold = FloatSpinBox(label="probability threshold", value=0.5, min=0.05, max=0.95, step=0.05)
+        self.min_size = SpinBox(label="minimum object size", value=15, min=0, max=100000)
+        self.show_probability = CheckBox(text="foreground probability layer", value=False)
+        self.show_uncertainty = CheckBox(text="uncertainty layer", value=True)
+        self.show_attention = CheckBox(text="attention-gate layers", value=False)
+        self.advanced_form = Container(widgets=[self.tile_size, self.threshold, self.min_size,
+                                                self.show_probability, self.show_uncertainty,
+                                                self.show_attention])
+        self.advanced = QCollapsible("Advanced")
+        self.advanced.addWidget(self.advanced_form.native)
+
+        self.segment_button = _common.button("Segment", self.start, "segment the chosen image")
+        self.segment_all_button = _common.button("Segment all", self.start_all,
+                                                 "segment every image of the project not yet corrected")
+        self.cancel_button = _common.button("Cancel", self.cancel, "stop the running segmentation")
+        self.cancel_button.setEnabled(False)
+        self.suggest_button = _common.button("Suggest where to correct", self.suggest,
+                                             "jump to the most uncertain region you have not checked")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.status = QLabel("model: bundled default (loads on first use)")
+        self.status.setWordWrap(True)
+
+        buttons = QHBoxLayout()
+        for widget in (self.segment_button, self.segment_all_button, self.cancel_button):
+            buttons.addWidget(widget)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addWidget(self.advanced)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.suggest_button)
+        layout.addWidget(self.status)
+        layout.addStretch()
+
+        _common.watch_layers(self.viewer, self.form)
+        self.model_combo.changed.connect(lambda value: setattr(self.model_file, "visible", value == MODEL_FILE))
+        self.session.model_changed.connect(self._on_model_changed)
+        self.session.project_changed.connect(self._update_buttons)
+        self._update_buttons()
+
+    # -- options ---------------------------------------------------------------------------------
+    def infer_config(self):
+        from ..config import InferConfig
+
+        return InferConfig(tile_size=int(self.tile_size.value), prob_threshold=float(self.threshold.value),
+                           min_size=int(self.min_size.value), device=str(self.device_combo.value))
+
+    def chosen_model(self):
+        """The model the combo box names; raises AttnSegError with a clear message if unavailable."""
+        from ..errors import ModelFileError
+        from ..modelio import load_model
+
+        choice = self.model_combo.value
+        if choice == MODEL_TUNED:
+            if self.session.tuned_model is None:
+                raise ModelFileError("no model has been fine-tuned in this session yet")
+            model, label = self.session.tuned_model, self.session.tuned_model.name
+        elif choice == MODEL_FILE:
+            path = Path(str(self.model_file.value))
+            model, label = load_model(path), path.name
+        else:
+            model, label = self.session.default_model, "bundled default"
+        if model is not self.session.current_model:
+            self.session.set_model(model, label, tuned=choice == MODEL_TUNED)
+        return model
+
+    # -- segment one image -----------------------------------------------------------------------
+    def start(self) -> None:
+        from ..errors import AttnSegError
+        from ..inference import segment_steps
+
+        layer = _common.get_layer(self.viewer, self.image_combo.value)
+        if layer is None:
+            show_error("Segment: open an image first")
+            return
+        names = LayerNames(layer.name)
+        existing = _common.get_layer(self.viewer, names.labels)
+        if existing is not None and self.session.labels_edited(layer.name, np.asarray(existing.data)):
+            if not _common.confirm(self, f"'{names.labels}' holds your edits. Replace it with a new segmentation?"):
+                return
+        try:
+            config = self.infer_config()
+            model = self.chosen_model()
+            from ..devices import resolve_device
+
+            resolve_device(config.device)
+        except AttnSegError as error:
+            show_error(f"Segment: {error}")
+            return
+        channel_axis = -1 if layer.rgb else None
+        image = np.asarray(layer.data)
+        self._set_running(True)
+        self.status.setText(f"segmenting {layer.name} with {self.session.model_label}…")
+        self.worker = start_worker(
+            segment_steps, image, model, config, channel_axis, bool(self.show_attention.value),
+            description=f"Segmenting {layer.name}",
+            on_yield=self._on_progress,
+            on_return=lambda result, name=layer.name: self._on_result(name, result),
+            on_abort=lambda: self.status.setText("segmentation cancelled; layers unchanged"),
+            on_finish=lambda: self._set_running(False),
+        )
+
+    def _on_progress(self, report) -> None:
+        self.progress.setValue(int(report.fraction * 1000))
+        if getattr(report, "device", None):
+            self.status.setText(f"segmenting on {report.device}: {report.done}/{report.total} tiles")
+
+    def _on_result(self, image_name: str, result) -> None:
+        """Main thread: put the labels (and the chosen maps) into layers of *that* image."""
+        names = LayerNames(image_name)
+        labels = result.labels
+        uncertainty = result.uncertainty  # kept for "Suggest where to correct" even when not shown
+        self.session.predictions[image_name] = PredictionRecord(labels.copy(), uncertainty)
+        scale = self.viewer.layers[image_name].scale[-labels.ndim:] if image_name in self.viewer.layers else None
+        self._put(names.labels, labels, Labels, scale=scale)
+        if self.show_probability.value:
+            self._put(f"{image_name}_probability", result.foreground, Image, scale=scale,
+                      colormap="magma", visible=False, contrast_limits=(0, 1))
+        if self.show_uncertainty.value:
+            self._put(f"{image_name}_uncertainty", uncertainty, Image, scale=scale, colormap="inferno",
+                      visible=False, contrast_limits=(0, 1))
+        attention = result.prediction.attention
+        if self.show_attention.value and attention is not None:
+            for level in range(attention.shape[-3]):
+                self._put(f"{image_name}_attention_{level + 1}", attention[..., level, :, :], Image,
+                          scale=scale, colormap="viridis", visible=False, contrast_limits=(0, 1))
+        self.viewer.layers.selection.active = self.viewer.layers[names.labels]
+        self.status.setText(f"{image_name}: {int(labels.max())} objects "
+                            f"({self.session.model_label}, {result.prediction.device})")
+        self.progress.setValue(1000)
+        project, entry = self.session.project, self.session.current_entry
+        if project is not None and entry is not None and entry.stem == image_name:
+            project.save_labels(entry, labels, status="segmented")
+            self.session.project_changed.emit()
+
+    def _put(self, name: str, data, layer_type, **kwargs) -> None:
+        scale = kwargs.pop("scale", None)
+        if name in self.viewer.layers and isinstance(self.viewer.layers[name], layer_type):
+            self.viewer.layers[name].data = data
+            return
+        if name in self.viewer.layers:
+            self.viewer.layers.remove(name)
+        if scale is not None:
+            kwargs["scale"] = scale
+        if layer_type is Labels:
+            self.viewer.add_labels(data, name=name, **kwargs)
+        else:
+            self.viewer.add_image(data, name=name, **kwargs)
+
+    # -- segment the project ---------------------------------------------------------------------
+    def start_all(self) -> None:
+        from ..errors import AttnSegError
+        from ..project import segment_project_steps
+
+        project = self.session.project
+        if project is None:
+            show_error("Segment all: open a folder as a project first (AttnSeg: Images)")
+            return
+        try:
+            config, model = self.infer_config(), self.chosen_model()
+        except AttnSegError as error:
+            show_error(f"Segment all: {error}")
+            return
+        self.session.autosave()
+        self._set_running(True)
+        self.worker = start_worker(
+            segment_project_steps, project, model, config,
+            description="Segmenting project", on_yield=self._on_progress_all,
+            on_return=self._on_all_done,
+            on_abort=lambda: self.status.setText("project segmentation cancelled; finished images kept"),
+            on_finish=lambda: (self._set_running(False), self.session.project_changed.emit()),
+        )
+
+    def _on_progress_all(self, report) -> None:
+        self.progress.setValue(int(report.fraction * 1000))
+        self.status.setText(f"image {report.image + 1}/{report.n_images}: {report.name}")
+
+    def _on_all_done(self, summary: dict) -> None:
+        message = f"Segmented {summary['segmented']} image(s); corrected images were left as they are"
+        if summary["failed"]:
+            message += f". Could not read: {', '.join(summary['failed'])}"
+            show_error(message)
+        else:
+            show_info(message)
+        self.status.setText(message)
+
+    # -- controls --------------------------------------------------------------------------------
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _set_running(self, running: bool) -> None:
+        self.segment_button.setEnabled(not running)
+        self.segment_all_button.setEnabled(not running and self.session.project is not None)
+        self.cancel_button.setEnabled(running)
+        if not running:
+            self.worker = None
+
+    def _update_buttons(self) -> None:
+        self.segment_all_button.setEnabled(self.worker is None and self.session.project is not None)
+
+    def _on_model_changed(self, label: str) -> None:
+        self.status.setText(f"model: {label}")
+
+    # -- suggest ---------------------------------------------------------------------------------
+    def suggest(self) -> None:
+        from ..uncertainty import most_uncertain_window
+
+        name = self.image_combo.value
+        record = self.session.predictions.get(name) if name else None
+        if record is None or record.uncertainty is None:
+            show_error("Suggest: segment this image first")
+            return
+        checked_layer = _common.get_layer(self.viewer, LayerNames(name).checked)
+        checked = np.asarray(checked_layer.data) > 0 if checked_layer is not None else None
+        uncertainty = record.uncertainty
+        if uncertainty.ndim == 3:  # a stack: look in the plane on screen
+            plane = int(self.viewer.dims.current_step[0])
+            uncertainty = uncertainty[plane]
+            checked = checked[plane] if checked is not None else None
+        centre = most_uncertain_window(uncertainty, checked, window=128)
+        if centre is None:
+            show_info("Every pixel of this image is marked checked")
+            return
+        layer = self.viewer.layers[name]
+        world = np.asarray(centre) * np.asarray(layer.scale[-2:]) + np.asarray(layer.translate[-2:])
+        self.viewer.camera.center = tuple(world)
+        self.viewer.camera.zoom = max(self.viewer.camera.zoom, 2.0)
+        self.status.setText(f"most uncertain unchecked region around row {centre[0]}, column {centre[1]}")

@@ -1,0 +1,47 @@
+"""Widget-test fixtures: a viewer whose session uses a tiny model, and recorded notifications."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_attnseg.config import ModelConfig
+from napari_attnseg.modelio import new_model
+from napari_attnseg.synthetic import synthetic_nuclei
+
+
+@pytest.fixture
+def viewer(make_napari_viewer):
+    from napari_attnseg._qt._session import session_for
+
+    viewer = make_napari_viewer()
+    session_for(viewer)._default_model = new_model(ModelConfig(base_width=8, depth=3), name="tiny", seed=0)
+    return viewer
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Messages the widgets sent to napari's error notifications."""
+    messages: list[str] = []
+    import napari_attnseg._qt._workers as workers
+    from napari_attnseg._qt import correct_widget, finetune_widget, images_widget, segment_widget
+
+    for module in (workers, correct_widget, finetune_widget, images_widget, segment_widget):
+        monkeypatch.setattr(module, "show_error", messages.append)
+    return messages
+
+
+@pytest.fixture
+def nuclei_image():
+    image, truth = synthetic_nuclei((160, 160), seed=3, radius_range=(8.0, 10.0))
+    return image, truth
+
+
+@pytest.fixture
+def project_folder(tmp_path):
+    import tifffile
+
+    for index in range(3):
+        image, _ = synthetic_nuclei((96, 96), seed=index, radius_range=(7.0, 9.0))
+        tifffile.imwrite(tmp_path / f"cells_{index}.tif", image)
+    return tmp_path

@@ -1,0 +1,113 @@
+"""Cancel and error paths: napari stays usable, nothing half-done lands in a layer."""
+
+import numpy as np
+from .helpers import wait_idle
+
+from napari_attnseg._qt import CorrectWidget, FinetuneWidget, SegmentWidget
+from napari_attnseg._qt._session import session_for
+
+
+def test_cancel_segmentation_leaves_layers_unchanged(viewer, qtbot):
+    viewer.add_image(np.random.default_rng(0).random((1024, 1024)).astype(np.float32), name="big")
+    segment = SegmentWidget(viewer)
+    qtbot.addWidget(segment)
+    segment.image_combo.value = "big"
+    segment.tile_size.value = 64
+    aborted = []
+    segment.start()
+    segment.worker.aborted.connect(lambda: aborted.append(True))
+    qtbot.waitUntil(lambda: segment.progress.value() > 0, timeout=30_000)
+    segment.cancel()
+    wait_idle(qtbot, segment)
+    assert aborted == [True]
+    assert "big_labels" not in viewer.layers
+    assert segment.segment_button.isEnabled() and not segment.cancel_button.isEnabled()
+
+
+def test_stop_training_keeps_the_model_in_use_or_the_best(viewer, qtbot, nuclei_image):
+    image, truth = nuclei_image
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(truth.astype(np.int32), name="cells_labels")
+    viewer.add_labels(np.ones(image.shape, np.uint8), name="cells_checked")
+    finetune = FinetuneWidget(viewer)
+    qtbot.addWidget(finetune)
+    finetune.image_combo.value, finetune.labels_combo.value = "cells", "cells_labels"
+    finetune.checked_combo.value = "cells_checked"
+    finetune.seconds.value = 600
+    session = session_for(viewer)
+    before = session.model
+    finetune.start()
+    qtbot.waitUntil(lambda: len(finetune.plot.loss) >= 2, timeout=60_000)
+    finetune.stop()
+    wait_idle(qtbot, finetune)
+    assert finetune.start_button.isEnabled() and not finetune.stop_button.isEnabled()
+    if finetune.best is None:
+        assert session.model is before
+    else:
+        assert session.model is finetune.best
+
+
+def test_finetune_without_checked_regions_explains_what_to_do(viewer, qtbot, nuclei_image, errors):
+    image, truth = nuclei_image
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(truth.astype(np.int32), name="cells_labels")
+    viewer.add_labels(np.zeros(image.shape, np.uint8), name="cells_checked")
+    finetune = FinetuneWidget(viewer)
+    qtbot.addWidget(finetune)
+    finetune.image_combo.value, finetune.labels_combo.value = "cells", "cells_labels"
+    finetune.checked_combo.value = "cells_checked"
+    finetune.start()
+    assert finetune.worker is None
+    assert len(errors) == 1 and "checked" in errors[0]
+
+
+def test_segment_errors_are_notifications(viewer, qtbot, errors):
+    segment = SegmentWidget(viewer)
+    qtbot.addWidget(segment)
+    segment.start()
+    assert errors and "open an image" in errors[-1]
+    viewer.add_image(np.zeros((64, 64)), name="blank")
+    segment.image_combo.value = "blank"
+    segment.model_combo.value = "Last fine-tuned"
+    segment.start()
+    assert "no model has been fine-tuned" in errors[-1] and segment.worker is None
+    segment.model_combo.value = "Bundled default"
+    segment.device_combo.value = "cuda"
+    import napari_attnseg.devices as devices
+
+    if not devices.cuda_available():
+        segment.start()
+        assert "CUDA" in errors[-1] and segment.worker is None
+
+
+def test_worker_failure_becomes_a_notification(viewer, qtbot, errors):
+    viewer.add_image(np.zeros((2, 3, 4, 64, 64)), name="5d")
+    segment = SegmentWidget(viewer)
+    qtbot.addWidget(segment)
+    segment.image_combo.value = "5d"
+    segment.start()
+    wait_idle(qtbot, segment)
+    assert errors and "neither" in errors[-1]
+    assert segment.segment_button.isEnabled()
+
+
+def test_correct_tools_are_undoable(viewer, qtbot):
+    labels = np.zeros((60, 60), dtype=np.int32)
+    labels[5:25, 5:25] = 1
+    labels[30:50, 30:50] = 2
+    labels[12:15, 12:15] = 0  # a hole
+    layer = viewer.add_labels(labels.copy(), name="cells_labels")
+    correct = CorrectWidget(viewer)
+    qtbot.addWidget(correct)
+    correct.labels_combo.value = "cells_labels"
+    correct.fill_holes()
+    assert layer.data[13, 13] == 1
+    layer.selected_label = 2
+    correct.delete_selected()
+    assert not np.any(layer.data == 2)
+    layer.undo()
+    assert np.any(layer.data == 2)
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, labels)
+    correct.new_label()
+    assert layer.selected_label == 3

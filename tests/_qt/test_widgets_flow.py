@@ -1,0 +1,97 @@
+"""The afternoon in widgets: load → segment → edit → check → fine-tune → re-segment, on a tiny model."""
+
+import numpy as np
+from .helpers import painted, wait_idle
+
+from napari_attnseg._qt import CorrectWidget, FinetuneWidget, SegmentWidget
+from napari_attnseg._qt._session import session_for
+
+
+def test_segment_edit_finetune_resegment(viewer, qtbot, nuclei_image, errors):
+    image, truth = nuclei_image
+    viewer.add_image(image, name="cells")
+    segment = SegmentWidget(viewer)
+    correct = CorrectWidget(viewer)
+    finetune = FinetuneWidget(viewer)
+    for widget in (segment, correct, finetune):
+        qtbot.addWidget(widget)
+
+    segment.image_combo.value = "cells"
+    segment.start()
+    assert segment.worker is not None and not segment.segment_button.isEnabled()
+    wait_idle(qtbot, segment)
+    labels_layer = viewer.layers["cells_labels"]
+    assert labels_layer.data.shape == image.shape and labels_layer.data.dtype == np.int32
+    assert "cells_uncertainty" in viewer.layers
+    assert segment.segment_button.isEnabled()
+
+    # The biologist fixes the labels (here: the truth) and marks the whole image as reviewed.
+    correct.labels_combo.value = "cells_labels"
+    labels_layer.data = truth.astype(np.int32)
+    correct.check_all()
+    assert np.all(viewer.layers["cells_checked"].data > 0)
+    correct.update_counts()
+    assert f"objects: {len(np.unique(truth)) - 1}" in correct.counts.text()
+
+    finetune.image_combo.value = "cells"
+    finetune.labels_combo.value = "cells_labels"
+    finetune.checked_combo.value = "cells_checked"
+    finetune.seconds.value = 8
+    finetune.epochs.value = 4
+    finetune.start()
+    wait_idle(qtbot, finetune, timeout=120_000)
+    session = session_for(viewer)
+    assert session.tuned_model is not None and session.current_model is session.tuned_model
+    assert len(finetune.plot.loss) >= 4 and finetune.plot.score
+    assert "validation AP50" in finetune.result.text()
+    qtbot.waitUntil(lambda: "cells_tuned_labels" in viewer.layers, timeout=60_000)
+    # The corrections are untouched by re-segmentation.
+    np.testing.assert_array_equal(viewer.layers["cells_labels"].data, truth)
+    assert errors == []
+
+
+def test_resegment_asks_before_replacing_edits(viewer, qtbot, nuclei_image, monkeypatch):
+    from napari_attnseg._qt import _common
+
+    viewer.add_image(nuclei_image[0], name="cells")
+    segment = SegmentWidget(viewer)
+    qtbot.addWidget(segment)
+    segment.image_combo.value = "cells"
+    segment.start()
+    wait_idle(qtbot, segment)
+    edited = painted(np.asarray(viewer.layers["cells_labels"].data))
+    viewer.layers["cells_labels"].data = edited
+    questions = []
+    monkeypatch.setattr(_common, "confirm", lambda parent, question: questions.append(question) or False)
+    segment.start()
+    assert segment.worker is None and len(questions) == 1
+    np.testing.assert_array_equal(viewer.layers["cells_labels"].data, edited)
+
+
+def test_suggest_moves_the_view_to_an_unchecked_uncertain_region(viewer, qtbot, nuclei_image):
+    viewer.add_image(nuclei_image[0], name="cells")
+    segment = SegmentWidget(viewer)
+    qtbot.addWidget(segment)
+    segment.image_combo.value = "cells"
+    segment.start()
+    wait_idle(qtbot, segment)
+    checked = np.zeros(nuclei_image[0].shape, dtype=np.uint8)
+    checked[:, :100] = 1
+    viewer.add_labels(checked, name="cells_checked")
+    segment.suggest()
+    assert viewer.camera.center[-1] >= 100 - 1e-6
+    assert "uncertain" in segment.status.text()
+
+
+def test_optional_layers(viewer, qtbot, nuclei_image):
+    viewer.add_image(nuclei_image[0], name="cells")
+    segment = SegmentWidget(viewer)
+    qtbot.addWidget(segment)
+    segment.image_combo.value = "cells"
+    segment.show_probability.value = True
+    segment.show_attention.value = True
+    segment.start()
+    wait_idle(qtbot, segment)
+    assert "cells_probability" in viewer.layers
+    attention = [layer.name for layer in viewer.layers if layer.name.startswith("cells_attention_")]
+    assert len(attention) == 2 and not viewer.layers[attention[0]].visible

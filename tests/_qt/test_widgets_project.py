@@ -1,0 +1,63 @@
+"""Projects: statuses, autosave on switching, restore on re-opening, Segment all."""
+
+import numpy as np
+import tifffile
+from .helpers import painted, wait_idle
+
+from napari_attnseg._qt import ImagesWidget, SegmentWidget
+from napari_attnseg._qt._session import session_for
+from napari_attnseg.project import Project
+
+
+def test_open_folder_edit_switch_and_restore(viewer, qtbot, project_folder, make_napari_viewer):
+    images = ImagesWidget(viewer)
+    qtbot.addWidget(images)
+    images.open_folder(project_folder)
+    assert images.image_list.count() == 3
+    assert "cells_0" in viewer.layers and "cells_0_labels" in viewer.layers
+
+    edited = painted(np.asarray(viewer.layers["cells_0_labels"].data))
+    viewer.layers["cells_0_labels"].data = edited
+    images.next_image()  # autosaves cells_0
+    assert "cells_1" in viewer.layers and "cells_0" not in viewer.layers
+    saved = tifffile.imread(project_folder / "attnseg_project" / "labels" / "cells_0_labels.tif")
+    np.testing.assert_array_equal(saved, edited)
+    assert "corrected" in images.image_list.item(0).text()
+
+    # A second napari (e.g. after a crash) restores the edits and statuses.
+    other = make_napari_viewer()
+    restored = ImagesWidget(other)
+    qtbot.addWidget(restored)
+    restored.open_folder(project_folder)
+    restored.image_list.setCurrentRow(0)
+    np.testing.assert_array_equal(other.layers["cells_0_labels"].data, edited)
+    assert Project.open(project_folder).entries[0].status == "corrected"
+
+
+def test_timer_autosave_writes_the_current_edits(viewer, qtbot, project_folder):
+    images = ImagesWidget(viewer)
+    qtbot.addWidget(images)
+    images.open_folder(project_folder)
+    layer = viewer.layers["cells_0_labels"]
+    layer.data_setitem((np.array([5, 6]), np.array([5, 6])), 4)  # a paint stroke
+    images.timer.timeout.emit()
+    saved = tifffile.imread(project_folder / "attnseg_project" / "labels" / "cells_0_labels.tif")
+    assert saved[5, 5] == 4 and saved[6, 6] == 4
+
+
+def test_segment_all_skips_corrected_images(viewer, qtbot, project_folder):
+    images = ImagesWidget(viewer)
+    segment = SegmentWidget(viewer)
+    qtbot.addWidget(images)
+    qtbot.addWidget(segment)
+    images.open_folder(project_folder)
+    edited = painted(np.asarray(viewer.layers["cells_0_labels"].data))
+    viewer.layers["cells_0_labels"].data = edited
+    images.autosave()
+    segment.start_all()
+    wait_idle(qtbot, segment)
+    project = session_for(viewer).project
+    assert [entry.status for entry in project.entries] == ["corrected", "segmented", "segmented"]
+    saved = tifffile.imread(project_folder / "attnseg_project" / "labels" / "cells_0_labels.tif")
+    np.testing.assert_array_equal(saved, edited)
+    assert (project_folder / "attnseg_project" / "labels" / "cells_2_labels.tif").exists()
