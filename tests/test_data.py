@@ -70,3 +70,8 @@ def test_synthetic_images_are_reproducible_and_labelled():
     inside = first_image[first_labels > 0].mean()
     outside = first_image[first_labels == 0].mean()
     assert inside > outside
+
+
+def test_channel_axis_on_a_grey_image_is_explained():
+    with pytest.raises(InputError, match="has no channel axis"):
+        as_channels_first(np.zeros((16, 16)), 1, -1)

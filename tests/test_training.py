@@ -92,3 +92,24 @@ def test_finetune_on_checked_half_improves_the_unchecked_half(tiny_model):
     before = nas.evaluate(nas.segment(image, tiny_model), truth, mask=unchecked)["ap50"]
     after = nas.evaluate(nas.segment(image, tuned), truth, mask=unchecked)["ap50"]
     assert after > before + 0.3, (before, after)
+
+
+def test_stack_with_one_checked_plane_trains_on_that_plane(tiny_model):
+    planes = [nas.synthetic_nuclei((96, 96), seed=s, radius_range=(7.0, 9.0)) for s in range(5)]
+    stack = np.stack([image for image, _ in planes])
+    labels = np.stack([truth for _, truth in planes])
+    checked = np.zeros(stack.shape, dtype=bool)
+    checked[2] = True
+    tuned = nas.finetune(tiny_model, [stack], [labels], masks=[checked], config=FAST.replace(max_epochs=2))
+    assert "1 image plane(s)" in tuned.card["trained_on"]
+
+
+def test_rgb_training_image_is_recognised(tiny_model, nuclei_pair):
+    rgb = np.stack([nuclei_pair[0]] * 3, axis=-1)
+    tuned = nas.finetune(tiny_model, [rgb], [nuclei_pair[1]], config=FAST.replace(max_epochs=1))
+    assert tuned.history
+
+
+def test_a_single_array_instead_of_a_list_is_explained(tiny_model, nuclei_pair):
+    with pytest.raises(InputError, match="as lists"):
+        nas.finetune(tiny_model, nuclei_pair[0], nuclei_pair[1], config=FAST)

@@ -107,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AttnSegError as error:
         print(f"attnseg {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # disk full, read-only folder, permission denied: say which file
+        print(f"attnseg {args.command}: error: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"attnseg {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -128,7 +132,7 @@ def _segment(args: argparse.Namespace) -> int:
     from .inference import labels_from_prediction, predict_steps
     from .io import read_image, write_labels
 
-    config = InferConfig(device=args.device, tile_size=args.tile_size,
+    config = InferConfig(device=args.device, tile_size=args.tile_size, overlap=min(32, args.tile_size // 2),
                          prob_threshold=args.prob_threshold, min_size=args.min_size)
     resolve_device(config.device)  # an absent GPU is reported before any work starts
     outputs = [args.output / f"{image.stem}_labels.tif" for image in args.images]
@@ -194,6 +198,7 @@ def _finetune(args: argparse.Namespace) -> int:
     config = TrainConfig(max_seconds=args.max_seconds, max_epochs=args.epochs, seed=args.seed,
                          device=args.device)
     resolve_device(config.device)
+    _check_writable(args.output)
     images = [read_image(path) for path in args.images]
     labels = [read_image(path) for path in args.labels]
     masks = [read_image(path) > 0 for path in args.masks] if args.masks else None
@@ -218,6 +223,19 @@ def _finetune(args: argparse.Namespace) -> int:
               f"{validation['after']['ap50']:.3f} after")
     print(f"saved {args.output}")
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before a long training run, not after it, if the model cannot be saved."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; give a file name for the model, e.g. {path / 'tuned.model'}")
+    if not folder.exists():
+        raise InputError(f"folder {folder} does not exist")
+    import os
+
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"cannot write to folder {folder}")
 
 
 def _evaluate(args: argparse.Namespace) -> int:

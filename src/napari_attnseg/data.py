@@ -25,7 +25,12 @@ def as_channels_first(image: np.ndarray, in_channels: int, channel_axis: int | N
         raise InputError(f"image must hold numbers, got dtype {image.dtype}")
     if image.size == 0:
         raise InputError(f"image is empty (shape {image.shape})")
+    if channel_axis is None and image.ndim == 3 and image.shape[-1] in (3, 4) and image.shape[0] > 4:
+        channel_axis = -1  # napari's convention: a trailing axis of 3 or 4 is RGB(A)
     if channel_axis is not None:
+        if image.ndim < 3:
+            raise InputError(f"channel_axis={channel_axis} was given, but the image of shape {image.shape} "
+                             "has no channel axis")
         if not -image.ndim <= channel_axis < image.ndim:
             raise InputError(f"channel_axis {channel_axis} does not exist in an image of shape {image.shape}")
         image = np.moveaxis(image, channel_axis, -3)
@@ -62,9 +67,8 @@ def normalize(image: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray
     axes = tuple(range(image.ndim - 2, image.ndim)) if image.ndim >= 3 else None
     if image.ndim == 4:  # (Z, C, Y, X): one range per channel over the whole stack
         axes = (0, 2, 3)
-    sample = image
-    low = np.percentile(sample, percentiles[0], axis=axes, keepdims=True)
-    high = np.percentile(sample, percentiles[1], axis=axes, keepdims=True)
+    low = np.percentile(image, percentiles[0], axis=axes, keepdims=True)
+    high = np.percentile(image, percentiles[1], axis=axes, keepdims=True)
     scale = np.maximum(high - low, 1e-6 * np.maximum(np.abs(high), 1.0))
     return ((image - low) / scale).astype(np.float32)
 

@@ -67,7 +67,7 @@ def autocast_dtype(device: torch.device, precision: str, training: bool = False)
         return None
     if precision == "bf16":
         return torch.bfloat16
-    if precision == "fp16":
+    if precision == "fp16":  # the CPU has no fast fp16: its half precision is bf16
         return torch.float16 if device.type != "cpu" else torch.bfloat16
     if device.type in ("cuda", "mps"):
         return torch.float16

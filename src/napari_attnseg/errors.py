@@ -17,5 +17,5 @@ class ModelFileError(AttnSegError):
     """A model file that is missing, damaged, unsafe or from an unknown version."""
 
 
-class DeviceError(AttnSegError, RuntimeError):
+class DeviceError(AttnSegError, ValueError):
     """A device was asked for that this machine does not have."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Generator
 
@@ -15,9 +14,6 @@ from .devices import autocast, autocast_dtype, resolve_device
 from .modelio import SegModel
 from .postprocess import instances_from_probabilities, stitch_planes
 from .tiling import Blender, TileGrid
-
-logger = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class InferProgress:
@@ -50,11 +46,7 @@ class Prediction:
 def _planes(image: np.ndarray, model: SegModel, channel_axis: int | None,
             prenormalised: bool = False) -> tuple[np.ndarray, bool]:
     """(Z, C, Y, X) float planes and whether the input was a stack."""
-    array = np.asarray(image)
-    if channel_axis is None and array.ndim == 3 and array.shape[-1] in (3, 4) and array.shape[0] > 4:
-        channel_axis = -1  # napari's convention: a trailing axis of 3 or 4 is RGB(A)
-        logger.info("treating the last axis of shape %s as colour channels", array.shape)
-    planes = as_channels_first(array, model.config.in_channels, channel_axis)
+    planes = as_channels_first(image, model.config.in_channels, channel_axis)
     is_stack = planes.ndim == 4
     if not is_stack:
         planes = planes[np.newaxis]
@@ -160,7 +152,10 @@ def labels_from_prediction(prediction: Prediction, model: SegModel, config: Infe
 
 def segment(image, model: SegModel | None = None, config: InferConfig | None = None,
             channel_axis: int | None = None) -> np.ndarray:
-    """Instance labels (int32) with the image's spatial shape; the bundled model if none is given."""
+    """Labels (int32) with the image's spatial shape; the bundled model if none is given.
+
+    Instance ids for an instance model (the default); class ids for a semantic model.
+    """
     from .modelio import load_model
 
     model = model or load_model()
@@ -170,28 +165,29 @@ def segment(image, model: SegModel | None = None, config: InferConfig | None = N
 
 @dataclass
 class Segmentation:
-    """What `segment_steps` returns: labels plus the maps a viewer may show."""
+    """What `segment_steps` returns: labels plus the maps a viewer may show.
+
+    ``uncertainty`` is the entropy of the class probabilities scaled to [0, 1] (if asked for).
+    """
 
     labels: np.ndarray
     prediction: Prediction
+    uncertainty: np.ndarray | None = None
 
     @property
     def foreground(self) -> np.ndarray:
         """Probability of belonging to any object (1 - background)."""
         return 1.0 - self.prediction.probabilities[..., 0, :, :]
 
-    @property
-    def uncertainty(self) -> np.ndarray:
-        """Entropy of the class probabilities, scaled to [0, 1]."""
-        from .uncertainty import normalized_entropy
-
-        return normalized_entropy(self.prediction.probabilities)
-
 
 def segment_steps(image, model: SegModel, config: InferConfig | None = None,
-                  channel_axis: int | None = None, return_attention: bool = False
-                  ) -> Generator[InferProgress, None, Segmentation]:
-    """`predict_steps` followed by instance extraction; returns a Segmentation."""
+                  channel_axis: int | None = None, return_attention: bool = False,
+                  with_uncertainty: bool = False) -> Generator[InferProgress, None, Segmentation]:
+    """`predict_steps` followed by instance extraction (and uncertainty); returns a Segmentation."""
+    from .uncertainty import normalized_entropy
+
     config = config or InferConfig()
     prediction = yield from predict_steps(image, model, config, channel_axis, return_attention)
-    return Segmentation(labels_from_prediction(prediction, model, config), prediction)
+    labels = labels_from_prediction(prediction, model, config)
+    uncertainty = normalized_entropy(prediction.probabilities) if with_uncertainty else None
+    return Segmentation(labels, prediction, uncertainty)

@@ -9,14 +9,14 @@ from .postprocess import pair_iou
 
 
 def matched_pairs(pred_labels: np.ndarray, true_labels: np.ndarray, iou_threshold: float) -> int:
-    """Number of one-to-one matches with IoU above ``iou_threshold``.
+    """Number of one-to-one matches with IoU of at least ``iou_threshold``.
 
-    For thresholds >= 0.5 a match is unique by construction (two objects cannot both overlap a third
-    by more than half of the union); below 0.5 pairs are taken greedily, best IoU first.
+    Above 0.5 a match is unique by construction (two objects cannot both cover more than half of
+    the union with a third); otherwise pairs are taken greedily, best IoU first.
     """
     pred_ids, true_ids, iou = pair_iou(pred_labels, true_labels)
-    keep = iou > iou_threshold
-    if iou_threshold >= 0.5:
+    keep = iou >= iou_threshold
+    if iou_threshold > 0.5:
         return int(keep.sum())
     used_pred: set[int] = set()
     used_true: set[int] = set()
@@ -51,6 +51,8 @@ def evaluate(pred_labels: np.ndarray, true_labels: np.ndarray, mask: np.ndarray 
             raise InputError(f"{name} labels contain negative values")
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
+        if mask.shape != pred_labels.shape:
+            raise InputError(f"mask shape {mask.shape} differs from the labels' {pred_labels.shape}")
         pred_labels = np.where(mask, pred_labels, 0)
         true_labels = np.where(mask, true_labels, 0)
     n_pred = int(np.unique(pred_labels[pred_labels > 0]).size)

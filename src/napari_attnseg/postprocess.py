@@ -83,14 +83,22 @@ def _best_matches(previous: np.ndarray, current: np.ndarray, threshold: float) -
     return matches
 
 
+def _compact(ids: np.ndarray) -> np.ndarray:
+    """Renumber sparse ids (say, 10**9) so that bincount stays small; 0 stays 0."""
+    if ids.size == 0 or ids.max() <= 4 * ids.size:
+        return ids
+    unique, inverse = np.unique(ids, return_inverse=True)
+    return inverse.reshape(ids.shape) if unique[0] == 0 else inverse.reshape(ids.shape) + 1
+
+
 def pair_iou(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """IoU of every overlapping pair of objects (ids > 0) of two label images, sparse.
 
     Returns:
         ids in ``first``, ids in ``second`` and their IoU, one entry per overlapping pair.
     """
-    first = np.asarray(first, dtype=np.int64).ravel()
-    second = np.asarray(second, dtype=np.int64).ravel()
+    first = _compact(np.asarray(first, dtype=np.int64).ravel())
+    second = _compact(np.asarray(second, dtype=np.int64).ravel())
     area_first = np.bincount(first)
     area_second = np.bincount(second)
     both = (first > 0) & (second > 0)

@@ -71,6 +71,11 @@ class Project:
         on_disk = [path.name for path in list_images(project.folder)]
         if not on_disk:
             raise InputError(f"{project.folder} holds no images (.tif, .tiff, .png, .jpg, .jpeg, .bmp)")
+        stems = [Path(name).stem for name in on_disk]
+        clashes = sorted({name for name, stem in zip(on_disk, stems) if stems.count(stem) > 1})
+        if clashes:
+            raise InputError(f"images share a name but not an extension ({', '.join(clashes)}); "
+                             "their labels would collide, so rename one of each pair")
         saved = project._read_manifest()
         project.entries = [saved.get(name, ImageEntry(name)) for name in on_disk]
         for entry in project.entries:
@@ -88,7 +93,10 @@ class Project:
             raise InputError(f"{path} is damaged ({error}); move it away to start the project afresh") from None
         if not isinstance(manifest, dict) or manifest.get("format") != PROJECT_FORMAT:
             raise InputError(f"{path} is not a napari-attnseg project file")
-        if int(manifest.get("version", 0)) > PROJECT_VERSION:
+        version = manifest.get("version", 0)
+        if not isinstance(version, int):
+            raise InputError(f"{path} has an unreadable version {version!r}")
+        if version > PROJECT_VERSION:
             raise InputError(f"{path} was written by a newer napari-attnseg; upgrade to open it")
         entries = {}
         for item in manifest.get("images", []):
@@ -210,5 +218,7 @@ def segment_project_steps(project: Project, model, config=None):
             logger.warning("skipped %s: %s", entry.file, error)
             failed.append(entry.file)
             continue
+        if entry.status not in ("new", "segmented"):
+            continue  # corrected by hand while this ran: the corrections win
         project.save_labels(entry, result.labels, status="segmented")
     return {"segmented": len(todo) - len(failed), "failed": failed}

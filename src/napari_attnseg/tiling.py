@@ -22,13 +22,13 @@ class Tile:
         return slice(self.y, self.y + self.size_y), slice(self.x, self.x + self.size_x)
 
 
-def _starts(length: int, tile: int, stride: int, multiple: int) -> list[int]:
+def _starts(length: int, tile: int, stride: int) -> list[int]:
     if length <= tile:
         return [0]
+    # length, tile and stride are multiples of the network's size multiple, so every start is on
+    # its grid and pooling sees the same pixels as in a whole-image pass.
     starts = list(range(0, length - tile, stride))
     last = length - tile
-    # Keep every start on the network's grid so pooling sees the same pixels as a whole-image pass.
-    last -= last % multiple
     if not starts or starts[-1] != last:
         starts.append(last)
     return starts
@@ -53,14 +53,9 @@ class TileGrid:
         stride_y = max(multiple, (self.tile_y - overlap) // multiple * multiple)
         stride_x = max(multiple, (self.tile_x - overlap) // multiple * multiple)
         self.overlap = overlap
-        # The last start is also snapped down, so the final tile may extend past the padded plane;
-        # pad enough that it always fits.
-        ys = _starts(self.padded_shape[0], self.tile_y, stride_y, multiple)
-        xs = _starts(self.padded_shape[1], self.tile_x, stride_x, multiple)
-        self.canvas_shape = (
-            max(self.padded_shape[0], ys[-1] + self.tile_y),
-            max(self.padded_shape[1], xs[-1] + self.tile_x),
-        )
+        ys = _starts(self.padded_shape[0], self.tile_y, stride_y)
+        xs = _starts(self.padded_shape[1], self.tile_x, stride_x)
+        self.canvas_shape = self.padded_shape
         self.tiles = [Tile(y, x, self.tile_y, self.tile_x) for y in ys for x in xs]
 
     def __len__(self) -> int:

@@ -103,6 +103,8 @@ def train_steps(
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     class_weights = _class_weights(working, config).to(device)
+    # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     torch.manual_seed(config.seed)
 
     start = time.perf_counter()
@@ -127,7 +129,7 @@ def train_steps(
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
             batch = sample_batch(train_samples, config, rng)
-            loss = _train_step(network, optimizer, batch, device, dtype, class_weights)
+            loss = _train_step(network, optimizer, batch, device, dtype, class_weights, scaler)
             losses.append(loss)
             step += 1
             elapsed = time.perf_counter() - start
@@ -168,7 +170,7 @@ def train_steps(
     return _finish(working, best_state, history, samples, config, model, elapsed, validation)
 
 
-def _train_step(network, optimizer, batch, device, dtype, class_weights) -> float:
+def _train_step(network, optimizer, batch, device, dtype, class_weights, scaler=None) -> float:
     images, targets, weights = (torch.from_numpy(array).to(device) for array in batch)
     if device.type == "cpu":
         images = images.contiguous(memory_format=torch.channels_last)
@@ -176,8 +178,13 @@ def _train_step(network, optimizer, batch, device, dtype, class_weights) -> floa
     with autocast(device, dtype):
         logits = network(images)
     loss = masked_loss(logits, targets.long(), weights, class_weights)
-    loss.backward()
-    optimizer.step()
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     return float(loss.detach())
 
 
@@ -203,7 +210,7 @@ def _finish(working: SegModel, best_state, history, samples: list[Sample], confi
 
     ``card["validation"]`` holds the validation scores before training and of the kept weights.
     """
-    network = copy.deepcopy(working.network).to("cpu").to(memory_format=torch.contiguous_format)
+    network = copy.deepcopy(working.network).to("cpu").to(memory_format=torch.channels_last)
     network.load_state_dict({key: value.to("cpu") for key, value in best_state.items()})
     network.eval()
     card = copy.deepcopy(base.card)
@@ -234,6 +241,8 @@ def finetune(
     config = config or TrainConfig()
     if max_seconds is not None:
         config = config.replace(max_seconds=max_seconds)
+    if isinstance(images, np.ndarray) or isinstance(labels, np.ndarray):
+        raise InputError("give images and labels as lists, one array per image: images=[image]")
     if not images:
         raise InputError("finetune needs at least one image with labels")
     tuned = drain(train_steps(model, images, labels, masks, config, channel_axis))

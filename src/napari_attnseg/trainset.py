@@ -57,7 +57,9 @@ def build_samples(model: SegModel, images, labels, masks, channel_axis) -> list[
                                      f"has {model.config.n_classes} classes")
                 targets = plane_labels.astype(np.uint8)
             samples.append(Sample(plane, plane_labels, targets, plane_mask.astype(np.float32)))
-    if not any(sample.weights.any() for sample in samples):
+    # Planes nobody checked (say, the rest of a stack) carry no training signal.
+    samples = [sample for sample in samples if sample.weights.any()]
+    if not samples:
         raise InputError("the masks check no pixel: mark at least one reviewed region to train on")
     return samples
 

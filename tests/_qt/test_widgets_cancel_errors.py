@@ -111,3 +111,37 @@ def test_correct_tools_are_undoable(viewer, qtbot):
     np.testing.assert_array_equal(layer.data, labels)
     correct.new_label()
     assert layer.selected_label == 3
+
+
+def test_runtime_error_in_a_worker_restores_the_controls(viewer, qtbot, nuclei_image, errors, monkeypatch):
+    import napari_attnseg.inference as inference
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory (simulated)")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(inference, "segment_steps", out_of_memory)
+    viewer.add_image(nuclei_image[0], name="cells")
+    segment = SegmentWidget(viewer)
+    qtbot.addWidget(segment)
+    segment.image_combo.value = "cells"
+    segment.start()
+    wait_idle(qtbot, segment)
+    assert segment.segment_button.isEnabled()
+    assert errors and "out of memory" in errors[-1]
+
+
+def test_stop_after_the_last_step_still_delivers_the_result(qtbot):
+    from napari_attnseg._qt._workers import start_worker
+
+    def quick():
+        yield 1
+        return "done"
+
+    results, aborted, finished = [], [], []
+    worker = start_worker(quick, description="quick", on_return=results.append,
+                          on_abort=lambda: aborted.append(True), on_finish=lambda: finished.append(True))
+    worker.quit()  # may land before or after the generator's last yield
+    qtbot.waitUntil(lambda: bool(finished), timeout=10_000)
+    assert results == ["done"] or aborted == [True]
+    assert len(results) + len(aborted) == 1

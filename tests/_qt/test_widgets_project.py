@@ -61,3 +61,31 @@ def test_segment_all_skips_corrected_images(viewer, qtbot, project_folder):
     saved = tifffile.imread(project_folder / "attnseg_project" / "labels" / "cells_0_labels.tif")
     np.testing.assert_array_equal(saved, edited)
     assert (project_folder / "attnseg_project" / "labels" / "cells_2_labels.tif").exists()
+
+
+def test_opening_the_widgets_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, napari\n"
+        "from napari_attnseg._qt import CorrectWidget, FinetuneWidget, ImagesWidget, SegmentWidget\n"
+        "viewer = napari.Viewer(show=False)\n"
+        "widgets = [cls(viewer) for cls in (ImagesWidget, SegmentWidget, CorrectWidget, FinetuneWidget)]\n"
+        "print('torch' in sys.modules)\n"
+        "viewer.close()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_closing_napari_saves_the_edits(make_napari_viewer, qtbot, project_folder):
+    viewer = make_napari_viewer(show=False)
+    images = ImagesWidget(viewer)
+    images.open_folder(project_folder)
+    layer = viewer.layers["cells_0_labels"]
+    layer.data_setitem((np.array([3]), np.array([4])), 7)
+    viewer.window._qt_window.close()
+    saved = tifffile.imread(project_folder / "attnseg_project" / "labels" / "cells_0_labels.tif")
+    assert saved[3, 4] == 7

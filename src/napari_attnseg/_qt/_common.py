@@ -11,14 +11,19 @@ if TYPE_CHECKING:
     import napari
 
 
-def layer_combo(viewer: napari.Viewer, layer_type: type, label: str, allow_none: bool = False) -> ComboBox:
-    """A combo box listing the viewer's layers of ``layer_type`` by name, refreshed on changes."""
+def layer_combo(viewer: napari.Viewer, layer_type: type, label: str,
+                keep: Callable[[str], bool] = lambda name: True) -> ComboBox:
+    """A combo box of the viewer's layers of ``layer_type`` whose names pass ``keep``."""
 
     def choices(_widget=None):
-        names = [layer.name for layer in viewer.layers if isinstance(layer, layer_type)]
-        return ([None] if allow_none else []) + names
+        return [layer.name for layer in viewer.layers if isinstance(layer, layer_type) and keep(layer.name)]
 
-    return ComboBox(label=label, choices=choices, nullable=allow_none)
+    return ComboBox(label=label, choices=choices)
+
+
+def is_checked_layer(name: str) -> bool:
+    """Checked-region masks are Labels layers named '<image>_checked'."""
+    return name.endswith("_checked")
 
 
 def watch_layers(viewer: napari.Viewer, container: Container) -> None:

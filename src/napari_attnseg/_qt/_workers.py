@@ -1,8 +1,8 @@
 """Run the engine's progress generators in napari thread workers (DESIGN.md rules 2-4).
 
 The worker yields the engine's progress dataclasses; every handler runs in the main thread, so
-handlers may touch layers. Stop is ``worker.quit()``: the generator is closed at its next yield
-(at most one batch or tile later) and ``aborted`` is emitted instead of ``returned``.
+handlers may touch layers. Stop is ``worker.quit()``: superqt stops advancing the generator at its
+next yield (at most one batch or tile later) and emits ``aborted`` instead of ``returned``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,24 @@ logger = logging.getLogger(__name__)
 _STEPS = 1000  # resolution of the activity-dock bar; the engine reports fractions
 
 
+class WorkerError(Exception):
+    """A RuntimeError raised in a worker, re-raised as a type superqt reports.
+
+    superqt treats a RuntimeError from a worker as "the worker was deleted" and then emits neither
+    ``errored`` nor ``finished``, which would leave the widget's buttons disabled for good (torch's
+    out-of-memory errors are RuntimeErrors).
+    """
+
+
+def _guarded(generator_function, outcome: dict, *args, **kwargs):
+    try:
+        result = yield from generator_function(*args, **kwargs)
+    except RuntimeError as error:
+        raise WorkerError(f"{type(error).__name__}: {error}") from error
+    outcome["result"] = result
+    return result
+
+
 def start_worker(
     generator_function: Callable[..., Generator],
     *args: Any,
@@ -35,7 +53,10 @@ def start_worker(
 
     ``on_finish`` runs last in every case (returned, aborted or failed): restore controls there.
     Errors appear as napari notifications; a user mistake (AttnSegError) shows its message only.
+    A Stop that arrives after the generator's last yield still delivers its result to
+    ``on_return`` (superqt would otherwise drop it).
     """
+    outcome: dict[str, Any] = {}
 
     def advance(report: Any) -> None:
         fraction = getattr(report, "fraction", None)
@@ -54,16 +75,24 @@ def start_worker(
             show_error(f"{description} failed: {type(error).__name__}: {error}")
 
     # Giving "errored" a handler here stops superqt from re-raising the error in the event loop.
-    worker = create_worker(generator_function, *args, _start_thread=False, _connect={"errored": failed},
-                           **kwargs)
+    worker = create_worker(_guarded, generator_function, outcome, *args, _start_thread=False,
+                           _connect={"errored": failed}, **kwargs)
     bar = napari_progress(total=_STEPS, desc=description)
     worker.yielded.connect(advance)
+    worker.returned.connect(lambda _result: outcome.setdefault("delivered", True))
+    worker.aborted.connect(lambda: outcome.setdefault("delivered", True))
     if on_return is not None:
         worker.returned.connect(on_return)
     if on_abort is not None:
         worker.aborted.connect(on_abort)
-    worker.finished.connect(bar.close)
-    if on_finish is not None:
-        worker.finished.connect(on_finish)
+
+    def finished() -> None:
+        bar.close()
+        if "result" in outcome and "delivered" not in outcome and on_return is not None:
+            on_return(outcome["result"])
+        if on_finish is not None:
+            on_finish()
+
+    worker.finished.connect(finished)
     worker.start()
     return worker

@@ -25,7 +25,8 @@ class CorrectWidget(QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
-        self.labels_combo = _common.layer_combo(self.viewer, Labels, "labels")
+        self.labels_combo = _common.layer_combo(self.viewer, Labels, "labels",
+                                                keep=lambda name: not _common.is_checked_layer(name))
         self.merge_with = SpinBox(label="merge into id", value=1, min=1, max=2**31 - 1)
         self.min_size = SpinBox(label="minimum size", value=15, min=1, max=10**7)
         self.form = Container(widgets=[self.labels_combo, self.merge_with, self.min_size])
@@ -73,7 +74,13 @@ class CorrectWidget(QWidget):
         self._bound_layer = None
         _common.watch_layers(self.viewer, self.form)
         self.labels_combo.changed.connect(lambda _value: self._bind_layer())
+        self.session.image_shown.connect(self._select_image)
         self._bind_layer()
+
+    def _select_image(self, image_name: str) -> None:
+        self.form.reset_choices()
+        if f"{image_name}_labels" in self.labels_combo.choices:
+            self.labels_combo.value = f"{image_name}_labels"
 
     # -- helpers ---------------------------------------------------------------------------------
     def layer(self) -> Labels | None:
@@ -82,11 +89,11 @@ class CorrectWidget(QWidget):
     def _image_name(self, layer: Labels) -> str:
         return layer.name[: -len("_labels")] if layer.name.endswith("_labels") else layer.name
 
-    def _apply(self, action, *args) -> bool:
+    def _apply(self, action, *args, layer: Labels | None = None) -> bool:
         """Run an editing function and write only the changed pixels, as one undoable step."""
         from ..errors import AttnSegError
 
-        layer = self.layer()
+        layer = layer if layer is not None else self.layer()
         if layer is None:
             show_error("Correct: choose a labels layer first")
             return False
@@ -113,14 +120,14 @@ class CorrectWidget(QWidget):
         return int(value) if value is not None else 0
 
     # -- object edits ----------------------------------------------------------------------------
-    def delete_selected(self, label_id: int | None = None) -> None:
-        self._apply(editing.delete_object, self._selected() if label_id is None else label_id)
+    def delete_selected(self) -> None:
+        self._apply(editing.delete_object, self._selected())
 
     def merge_selected(self) -> None:
         self._apply(editing.merge_objects, int(self.merge_with.value), self._selected())
 
-    def split_watershed_selected(self, label_id: int | None = None) -> None:
-        self._apply(editing.split_by_watershed, self._selected() if label_id is None else label_id)
+    def split_watershed_selected(self) -> None:
+        self._apply(editing.split_by_watershed, self._selected())
 
     def split_along_line(self) -> None:
         shapes = _common.get_layer(self.viewer, "split line")
@@ -158,8 +165,8 @@ class CorrectWidget(QWidget):
     def relabel(self) -> None:
         self._apply(editing.relabel)
 
-    def new_label(self) -> None:
-        layer = self.layer()
+    def new_label(self, layer: Labels | None = None) -> None:
+        layer = layer if layer is not None else self.layer()
         if layer is not None:
             layer.selected_label = editing.next_free_label(np.asarray(layer.data))
             layer.mode = "paint"
@@ -254,10 +261,12 @@ class CorrectWidget(QWidget):
             return
         layer.events.paint.connect(self._schedule_count)
         layer.events.data.connect(self._schedule_count)
-        layer.bind_key("Shift-D", lambda lyr: self.delete_selected(self._under_cursor(lyr)), overwrite=True)
-        layer.bind_key("Shift-W", lambda lyr: self.split_watershed_selected(self._under_cursor(lyr)),
-                       overwrite=True)
-        layer.bind_key("Shift-N", lambda lyr: self.new_label(), overwrite=True)
+        # Shortcuts act on the layer they were pressed in, whatever the combo box shows by then.
+        layer.bind_key("Shift-D", lambda lyr: self._apply(editing.delete_object, self._under_cursor(lyr),
+                                                          layer=lyr), overwrite=True)
+        layer.bind_key("Shift-W", lambda lyr: self._apply(editing.split_by_watershed, self._under_cursor(lyr),
+                                                          layer=lyr), overwrite=True)
+        layer.bind_key("Shift-N", lambda lyr: self.new_label(lyr), overwrite=True)
         self.update_counts()
 
     def _schedule_count(self, _event=None) -> None:

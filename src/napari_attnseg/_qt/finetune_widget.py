@@ -33,8 +33,10 @@ class FinetuneWidget(QWidget):
         self.used_entries: list = []
 
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
-        self.labels_combo = _common.layer_combo(self.viewer, Labels, "corrected labels")
-        self.checked_combo = _common.layer_combo(self.viewer, Labels, "checked regions")
+        self.labels_combo = _common.layer_combo(self.viewer, Labels, "corrected labels",
+                                                keep=lambda name: not _common.is_checked_layer(name))
+        self.checked_combo = _common.layer_combo(self.viewer, Labels, "checked regions",
+                                                 keep=_common.is_checked_layer)
         self.seconds = SpinBox(label="time budget (s)", value=120, min=5, max=24 * 3600, step=30)
         self.epochs = SpinBox(label="max epochs", value=200, min=1, max=100000)
         self.learning_rate = FloatSpinBox(label="learning rate", value=0.002, min=1e-5, max=0.1, step=0.0005)
@@ -93,17 +95,19 @@ class FinetuneWidget(QWidget):
             raise InputError("choose an image and its corrected labels")
         if checked_layer is None or checked_layer is labels_layer or not np.any(checked_layer.data):
             raise InputError("mark the regions you reviewed as checked first (AttnSeg: Correct)")
-        images = [np.asarray(image_layer.data)]
-        labels = [np.asarray(labels_layer.data)]
+        # Copies: the worker must never read arrays the user keeps painting in the main thread.
+        images = [np.array(image_layer.data, copy=True)]
+        labels = [np.array(labels_layer.data, copy=True)]
         masks = [np.asarray(checked_layer.data) > 0]
         self.used_entries = []
         project = self.session.project
         if project is not None:
             current = self.session.current_entry
+            if current is not None and current.stem != image_layer.name:
+                current = None  # training on a layer that is not the project image on screen
             for entry, image, entry_labels, checked in project.training_set():
                 if current is not None and entry.file == current.file:
-                    self.used_entries.append(entry)
-                    continue
+                    continue  # the layers on screen are newer than its saved files
                 images.append(image)
                 labels.append(entry_labels)
                 masks.append(checked)

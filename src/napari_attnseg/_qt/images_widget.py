@@ -41,7 +41,7 @@ class ImagesWidget(QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self._dirty = False
-        self._watched_layer = None
+        self._shown_layers: tuple = ()  # (labels, checked) of the project image on screen
 
         self.image_list = QListWidget()
         self.image_list.currentRowChanged.connect(self._on_row_changed)
@@ -70,6 +70,9 @@ class ImagesWidget(QWidget):
         self.timer.timeout.connect(self.autosave)
         self.timer.start()
         self.session.autosave_hooks.append(self.autosave)
+        hooks = self.session.autosave_hooks
+        hook = self.autosave
+        self.destroyed.connect(lambda _obj=None: hook in hooks and hooks.remove(hook))
         self.session.project_changed.connect(self.refresh_list)
         self.viewer.bind_key("Alt-Right", lambda _viewer: self.next_image(), overwrite=True)
         self.viewer.bind_key("Alt-Left", lambda _viewer: self.previous_image(), overwrite=True)
@@ -101,7 +104,8 @@ class ImagesWidget(QWidget):
         from ..errors import AttnSegError
         from ..project import Project
 
-        self.autosave()
+        if not self.autosave():
+            return
         try:
             project = Project.open(folder)
         except AttnSegError as error:
@@ -109,6 +113,7 @@ class ImagesWidget(QWidget):
             return
         self._close_current()
         self.session.project = project
+        self._restore_model(project)
         self.folder_label.setText(f"Project: {project.folder} ({len(project)} images; "
                                   f"saved in {project.data_dir.name}/)")
         self.refresh_list()
@@ -118,6 +123,21 @@ class ImagesWidget(QWidget):
         self.image_list.setCurrentRow(first)
         self.image_list.blockSignals(False)
         self.show_entry(first)
+
+    def _restore_model(self, project) -> None:
+        """Use the project's last fine-tuned model again, if it is still there."""
+        from ..errors import AttnSegError
+        from ..modelio import load_model
+
+        if not project.model_file:
+            return
+        path = project.data_dir / project.model_file
+        try:
+            model = load_model(path)
+        except AttnSegError as error:
+            show_error(f"The project's model could not be loaded ({error}); using the bundled one")
+            return
+        self.session.set_model(model, model.name, tuned=True)
 
     def refresh_list(self) -> None:
         project = self.session.project
@@ -150,7 +170,8 @@ class ImagesWidget(QWidget):
         from ..errors import AttnSegError
 
         project = self.session.project
-        self.autosave()
+        if not self.autosave():
+            return  # the edits on screen could not be saved: keep them there
         entry = project.entries[row]
         try:
             image = project.read_image(entry)
@@ -171,8 +192,9 @@ class ImagesWidget(QWidget):
         self.viewer.add_labels(checked.astype(np.uint8), name=names.checked, opacity=0.25, visible=True)
         labels_layer = self.viewer.add_labels(labels, name=names.labels)
         self.session.current_entry = entry
-        self._watch(labels_layer)
-        self._watch(self.viewer.layers[names.checked])
+        self._shown_layers = (labels_layer, self.viewer.layers[names.checked])
+        for layer in self._shown_layers:
+            self._watch(layer)
         self.viewer.layers.selection.active = labels_layer
         self.viewer.reset_view()
         self.session.image_shown.emit(names.image)
@@ -182,10 +204,11 @@ class ImagesWidget(QWidget):
         if entry is None:
             return
         names = LayerNames(entry.stem)
-        for name in list(self.viewer.layers):
-            if name.name == names.image or name.name.startswith(f"{names.image}_"):
-                self.viewer.layers.remove(name)
+        for layer in list(self.viewer.layers):
+            if layer in self._shown_layers or layer.name == names.image or layer.name.startswith(f"{names.image}_"):
+                self.viewer.layers.remove(layer)
         self.session.current_entry = None
+        self._shown_layers = ()
         self._dirty = False
 
     # -- autosave --------------------------------------------------------------------------------
@@ -202,34 +225,35 @@ class ImagesWidget(QWidget):
         self._dirty = True
         self.autosave()
 
-    def autosave(self) -> None:
-        """Save the shown image's labels and checks if they changed; a corrected image is marked so."""
+    def autosave(self) -> bool:
+        """Save the shown image's labels and checks if they changed; a corrected image is marked so.
+
+        Returns False only when there were edits and they could not be written.
+        """
         from ..errors import AttnSegError
 
         project, entry = self.session.project, self.session.current_entry
-        if project is None or entry is None or not self._dirty:
-            return
+        if project is None or entry is None or not self._dirty or not self._shown_layers:
+            return True
         names = LayerNames(entry.stem)
-        labels_layer = _common.get_layer(self.viewer, names.labels)
-        checked_layer = _common.get_layer(self.viewer, names.checked)
-        if labels_layer is None:
-            return
+        labels_layer, checked_layer = self._shown_layers  # by reference: a renamed layer still saves
         labels = np.asarray(labels_layer.data)
-        checked = np.asarray(checked_layer.data) > 0 if checked_layer is not None else None
+        checked = np.asarray(checked_layer.data) > 0
         status = entry.status
-        if self.session.labels_edited(names.image, labels) or (checked is not None and checked.any()):
+        if self.session.labels_edited(names.image, labels) or checked.any():
             status = "corrected" if status != "training" else status
         try:
             project.save_labels(entry, labels, checked, status=status)
         except (OSError, AttnSegError) as error:
             # Keep the edits in memory (and dirty) and say so; the next autosave tries again.
-            show_error(f"Could not save {entry.file}: {error}. Your edits are kept; saving again in "
-                       f"{AUTOSAVE_MS // 1000} s.")
-            return
+            show_error(f"Could not save {entry.file}: {error}. Your edits stay on screen; saving again "
+                       f"in {AUTOSAVE_MS // 1000} s.")
+            return False
         self._dirty = False
         self.save_label.setText(f"saved {entry.file}")
         self.refresh_list()
         logger.info("autosaved %s", entry.file)
+        return True
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         self.autosave()

@@ -30,6 +30,7 @@ class SegmentWidget(QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.worker = None
+        self._confirmed_replace = False
 
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
         self.model_combo = ComboBox(label="model", choices=[MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE])
@@ -82,8 +83,10 @@ class SegmentWidget(QWidget):
     def infer_config(self):
         from ..config import InferConfig
 
-        return InferConfig(tile_size=int(self.tile_size.value), prob_threshold=float(self.threshold.value),
-                           min_size=int(self.min_size.value), device=str(self.device_combo.value))
+        tile_size = int(self.tile_size.value)
+        return InferConfig(tile_size=tile_size, overlap=min(32, tile_size // 2),
+                           prob_threshold=float(self.threshold.value), min_size=int(self.min_size.value),
+                           device=str(self.device_combo.value))
 
     def chosen_model(self):
         """The model the combo box names; raises AttnSegError with a clear message if unavailable."""
@@ -115,9 +118,12 @@ class SegmentWidget(QWidget):
             return
         names = LayerNames(layer.name)
         existing = _common.get_layer(self.viewer, names.labels)
+        self._confirmed_replace = False
         if existing is not None and self.session.labels_edited(layer.name, np.asarray(existing.data)):
-            if not _common.confirm(self, f"'{names.labels}' holds your edits. Replace it with a new segmentation?"):
+            if not _common.confirm(self, f"'{names.labels}' holds your edits. Replace it with a new "
+                                         "segmentation (and clear its checked regions)?"):
                 return
+            self._confirmed_replace = True
         try:
             config = self.infer_config()
             model = self.chosen_model()
@@ -132,7 +138,7 @@ class SegmentWidget(QWidget):
         self._set_running(True)
         self.status.setText(f"segmenting {layer.name} with {self.session.model_label}…")
         self.worker = start_worker(
-            segment_steps, image, model, config, channel_axis, bool(self.show_attention.value),
+            segment_steps, image, model, config, channel_axis, bool(self.show_attention.value), True,
             description=f"Segmenting {layer.name}",
             on_yield=self._on_progress,
             on_return=lambda result, name=layer.name: self._on_result(name, result),
@@ -148,10 +154,25 @@ class SegmentWidget(QWidget):
     def _on_result(self, image_name: str, result) -> None:
         """Main thread: put the labels (and the chosen maps) into layers of *that* image."""
         names = LayerNames(image_name)
-        labels = result.labels
-        uncertainty = result.uncertainty  # kept for "Suggest where to correct" even when not shown
+        labels, uncertainty = result.labels, result.uncertainty
+        entry = self.session.current_entry
+        on_screen = entry is not None and entry.stem == image_name
+        if image_name not in self.viewer.layers:
+            # The user moved on while this ran: keep the result for the project image, touch no layer.
+            self._save_to_project(image_name, labels)
+            self.status.setText(f"{image_name} is no longer open; its labels went to the project only")
+            return
+        existing = _common.get_layer(self.viewer, names.labels)
+        if (existing is not None and not self._confirmed_replace
+                and self.session.labels_edited(image_name, np.asarray(existing.data))):
+            names.labels = f"{image_name}_labels_model"  # edited while this ran: never overwrite edits
+            show_info(f"You edited {image_name}_labels while segmenting; the new result is in {names.labels}")
+        elif self._confirmed_replace:
+            checked = _common.get_layer(self.viewer, names.checked)
+            if checked is not None:
+                checked.data = np.zeros_like(np.asarray(checked.data))
         self.session.predictions[image_name] = PredictionRecord(labels.copy(), uncertainty)
-        scale = self.viewer.layers[image_name].scale[-labels.ndim:] if image_name in self.viewer.layers else None
+        scale = self.viewer.layers[image_name].scale[-labels.ndim:]
         self._put(names.labels, labels, Labels, scale=scale)
         if self.show_probability.value:
             self._put(f"{image_name}_probability", result.foreground, Image, scale=scale,
@@ -168,10 +189,18 @@ class SegmentWidget(QWidget):
         self.status.setText(f"{image_name}: {int(labels.max())} objects "
                             f"({self.session.model_label}, {result.prediction.device})")
         self.progress.setValue(1000)
-        project, entry = self.session.project, self.session.current_entry
-        if project is not None and entry is not None and entry.stem == image_name:
-            project.save_labels(entry, labels, status="segmented")
-            self.session.project_changed.emit()
+        if on_screen and names.labels == f"{image_name}_labels":
+            self._save_to_project(image_name, labels, force=True, clear_checked=self._confirmed_replace)
+
+    def _save_to_project(self, image_name: str, labels, force: bool = False, clear_checked: bool = False) -> None:
+        """Store machine labels for a project image; never over an image corrected by hand."""
+        project = self.session.project
+        entry = next((e for e in project.entries if e.stem == image_name), None) if project else None
+        if entry is None or (entry.status not in ("new", "segmented") and not force):
+            return
+        project.save_labels(entry, labels, np.zeros(labels.shape, dtype=bool) if clear_checked else None,
+                            status="segmented")
+        self.session.project_changed.emit()
 
     def _put(self, name: str, data, layer_type, **kwargs) -> None:
         scale = kwargs.pop("scale", None)

@@ -1,0 +1,104 @@
+"""How responsive napari stays while Segment and Fine-tune run in their workers.
+
+A 10 ms QTimer heartbeat runs in the main thread; the longest gap between two beats is the
+longest time the UI could not react. Needs a display (use xvfb-run on a headless machine):
+
+    xvfb-run -a .venv/bin/python benchmarks/bench_ui_latency.py [--seconds 30] [--size 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+
+class Heartbeat:
+    """Records the gaps between ticks of a 10 ms timer on the main thread."""
+
+    def __init__(self) -> None:
+        from qtpy.QtCore import QTimer
+
+        self.gaps: list[float] = []
+        self.last = time.perf_counter()
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self.beat)
+
+    def beat(self) -> None:
+        now = time.perf_counter()
+        self.gaps.append(now - self.last)
+        self.last = now
+
+    def start(self) -> None:
+        self.gaps.clear()
+        self.last = time.perf_counter()
+        self.timer.start()
+
+    def stop(self) -> dict:
+        self.timer.stop()
+        gaps = np.asarray(self.gaps) * 1000
+        return {"beats": len(gaps), "max_ms": float(gaps.max()), "p99_ms": float(np.percentile(gaps, 99)),
+                "median_ms": float(np.median(gaps))}
+
+
+def wait_until(app, condition, timeout: float) -> None:
+    deadline = time.perf_counter() + timeout
+    while not condition() and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.002)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30.0, help="fine-tuning budget")
+    parser.add_argument("--size", type=int, default=1024, help="image edge for segmentation")
+    args = parser.parse_args()
+
+    import napari
+    from qtpy.QtWidgets import QApplication
+
+    import napari_attnseg as nas
+    from napari_attnseg._qt import FinetuneWidget, SegmentWidget
+
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    image, truth = nas.synthetic_nuclei((args.size, args.size), seed=1, radius_range=(8.0, 12.0))
+    viewer.add_image(image, name="cells")
+    segment, finetune = SegmentWidget(viewer), FinetuneWidget(viewer)
+    viewer.window.add_dock_widget(segment)
+    viewer.window.add_dock_widget(finetune)
+    segment.image_combo.value = "cells"
+    heartbeat = Heartbeat()
+    rows = []
+
+    nas.segment(image[:64, :64])  # load the model and warm up torch outside the measurement
+    heartbeat.start()
+    segment.start()
+    wait_until(app, lambda: segment.worker is None, 600)
+    rows.append(("Segment", f"{args.size}x{args.size}", heartbeat.stop()))
+
+    viewer.add_labels(truth.astype(np.int32), name="cells_labels")
+    viewer.add_labels(np.ones(truth.shape, np.uint8), name="cells_checked")
+    finetune.form.reset_choices()
+    finetune.image_combo.value, finetune.labels_combo.value = "cells", "cells_labels"
+    finetune.checked_combo.value = "cells_checked"
+    finetune.seconds.value = int(args.seconds)
+    heartbeat.start()
+    finetune.start()
+    wait_until(app, lambda: finetune.worker is None, args.seconds + 300)
+    rows.append(("Fine-tune", f"{int(args.seconds)} s budget", heartbeat.stop()))
+    wait_until(app, lambda: "cells_tuned_labels" in viewer.layers, 300)
+
+    print(f"{'job':10s} {'size':>14s} {'beats':>6s} {'median ms':>10s} {'p99 ms':>8s} {'max gap ms':>11s}")
+    for job, size, stats in rows:
+        print(f"{job:10s} {size:>14s} {stats['beats']:6d} {stats['median_ms']:10.1f} "
+              f"{stats['p99_ms']:8.1f} {stats['max_ms']:11.1f}")
+    viewer.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
