@@ -65,7 +65,8 @@ def main() -> int:
         print(json.dumps(results, indent=1))
         return 0
     print(f"model: {model.name}")
-    print(f"{'data':22s} {'AP50':>6s} {'AP75':>6s} {'Dice':>6s} {'prec':>6s} {'recall':>6s} {'n_true':>7s} {'n_pred':>7s}")
+    header = ("data", "AP50", "AP75", "Dice", "prec", "recall", "n_true", "n_pred")
+    print(f"{header[0]:22s} " + " ".join(f"{name:>6s}" for name in header[1:]))
     for name, scores in results.items():
         print(f"{name:22s} {scores['ap50']:6.3f} {scores['ap75']:6.3f} {scores['dice']:6.3f} "
               f"{scores['precision50']:6.3f} {scores['recall50']:6.3f} {scores['n_true']:7.1f} {scores['n_pred']:7.1f}")

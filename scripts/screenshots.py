@@ -23,7 +23,6 @@ def main() -> int:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    import napari_attnseg as nas
     from napari_attnseg._qt import CorrectWidget, FinetuneWidget, SegmentWidget
 
     OUT.mkdir(parents=True, exist_ok=True)

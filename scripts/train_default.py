@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from napari_attnseg.config import InferConfig, ModelConfig, TrainConfig
 from napari_attnseg.modelio import default_model_path, new_model, save_model
 from napari_attnseg.synthetic import synthetic_nuclei

@@ -96,3 +96,8 @@ def test_bundled_default_model_loads_offline():
     assert model.config.task == "instance"
     assert model.name == "attnseg-default-nuclei"
     assert np.isfinite(next(model.network.parameters()).detach().numpy()).all()
+
+
+def test_saved_files_are_readable_by_others(tiny_model, tmp_path):
+    path = save_model(tiny_model, tmp_path / "shared.model")
+    assert path.stat().st_mode & 0o044 == 0o044

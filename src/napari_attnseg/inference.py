@@ -15,6 +15,7 @@ from .modelio import SegModel
 from .postprocess import instances_from_probabilities, stitch_planes
 from .tiling import Blender, TileGrid
 
+
 @dataclass(frozen=True)
 class InferProgress:
     """Where a prediction is: ``done`` of ``total`` tiles over all planes."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError
 from ._atomic import atomic_write_bytes
+from .errors import InputError
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 OTHER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")

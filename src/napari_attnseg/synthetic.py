@@ -112,8 +112,11 @@ def _camera(rng, signal, mean_radius):
     haze *= rng.uniform(0.0, 0.15) / (haze.max() + 1e-6)
     yy, xx = np.mgrid[0:height, 0:width] / max(height, width)
     gradient = rng.uniform(0.0, 0.08) * (rng.normal() * yy + rng.normal() * xx)
-    blurred = ndi.gaussian_filter(signal, rng.uniform(0.3, 2.0))
-    scene = blurred * (1.0 + rng.uniform(-0.3, 0.3) * (yy - 0.5)) + haze + np.abs(gradient)
+    blurred = ndi.gaussian_filter(signal, rng.uniform(0.3, min(3.0, 0.3 * mean_radius)))
+    # Out-of-focus light from the nuclei themselves: a wide glow around (and between) them that
+    # belongs to no object.
+    glow = ndi.gaussian_filter(signal, rng.uniform(0.3, 0.9) * mean_radius) * rng.uniform(0.0, 0.4)
+    scene = blurred * (1.0 + rng.uniform(-0.3, 0.3) * (yy - 0.5)) + glow + haze + np.abs(gradient)
     photons = rng.choice([30.0, 100.0, 400.0, 2000.0]) * float(np.exp(rng.normal(0, 0.3)))
     counts = rng.poisson(np.clip(scene, 0, None) * photons).astype(np.float32)
     offset, read_noise = rng.uniform(50, 500), rng.uniform(0.5, 6.0)

@@ -12,3 +12,19 @@ def painted(labels: np.ndarray) -> np.ndarray:
     edited = labels.copy()
     edited[10:20, 10:20] = edited.max() + 1
     return edited
+
+
+def segment_layer(viewer, qtbot, image, name: str = "cells", wait: bool = True, **options):
+    """Add ``image`` as a layer and run the Segment widget on it; returns the widget."""
+    from napari_attnseg._qt import SegmentWidget
+
+    viewer.add_image(image, name=name)
+    segment = SegmentWidget(viewer)
+    qtbot.addWidget(segment)
+    segment.image_combo.value = name
+    for option, value in options.items():
+        getattr(segment, option).value = value
+    segment.start()
+    if wait:
+        wait_idle(qtbot, segment)
+    return segment

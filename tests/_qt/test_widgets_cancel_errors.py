@@ -1,10 +1,11 @@
 """Cancel and error paths: napari stays usable, nothing half-done lands in a layer."""
 
 import numpy as np
-from .helpers import wait_idle
 
 from napari_attnseg._qt import CorrectWidget, FinetuneWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
+
+from .helpers import segment_layer, wait_idle
 
 
 def test_cancel_segmentation_leaves_layers_unchanged(viewer, qtbot):
@@ -121,12 +122,7 @@ def test_runtime_error_in_a_worker_restores_the_controls(viewer, qtbot, nuclei_i
         yield  # a generator, like the real one
 
     monkeypatch.setattr(inference, "segment_steps", out_of_memory)
-    viewer.add_image(nuclei_image[0], name="cells")
-    segment = SegmentWidget(viewer)
-    qtbot.addWidget(segment)
-    segment.image_combo.value = "cells"
-    segment.start()
-    wait_idle(qtbot, segment)
+    segment = segment_layer(viewer, qtbot, nuclei_image[0])
     assert segment.segment_button.isEnabled()
     assert errors and "out of memory" in errors[-1]
 

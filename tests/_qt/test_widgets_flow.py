@@ -1,10 +1,11 @@
 """The afternoon in widgets: load → segment → edit → check → fine-tune → re-segment, on a tiny model."""
 
 import numpy as np
-from .helpers import painted, wait_idle
 
 from napari_attnseg._qt import CorrectWidget, FinetuneWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
+
+from .helpers import painted, segment_layer, wait_idle
 
 
 def test_segment_edit_finetune_resegment(viewer, qtbot, nuclei_image, errors):
@@ -53,12 +54,7 @@ def test_segment_edit_finetune_resegment(viewer, qtbot, nuclei_image, errors):
 def test_resegment_asks_before_replacing_edits(viewer, qtbot, nuclei_image, monkeypatch):
     from napari_attnseg._qt import _common
 
-    viewer.add_image(nuclei_image[0], name="cells")
-    segment = SegmentWidget(viewer)
-    qtbot.addWidget(segment)
-    segment.image_combo.value = "cells"
-    segment.start()
-    wait_idle(qtbot, segment)
+    segment = segment_layer(viewer, qtbot, nuclei_image[0])
     edited = painted(np.asarray(viewer.layers["cells_labels"].data))
     viewer.layers["cells_labels"].data = edited
     questions = []
@@ -69,12 +65,7 @@ def test_resegment_asks_before_replacing_edits(viewer, qtbot, nuclei_image, monk
 
 
 def test_suggest_moves_the_view_to_an_unchecked_uncertain_region(viewer, qtbot, nuclei_image):
-    viewer.add_image(nuclei_image[0], name="cells")
-    segment = SegmentWidget(viewer)
-    qtbot.addWidget(segment)
-    segment.image_combo.value = "cells"
-    segment.start()
-    wait_idle(qtbot, segment)
+    segment = segment_layer(viewer, qtbot, nuclei_image[0])
     checked = np.zeros(nuclei_image[0].shape, dtype=np.uint8)
     checked[:, :100] = 1
     viewer.add_labels(checked, name="cells_checked")
@@ -84,14 +75,7 @@ def test_suggest_moves_the_view_to_an_unchecked_uncertain_region(viewer, qtbot, 
 
 
 def test_optional_layers(viewer, qtbot, nuclei_image):
-    viewer.add_image(nuclei_image[0], name="cells")
-    segment = SegmentWidget(viewer)
-    qtbot.addWidget(segment)
-    segment.image_combo.value = "cells"
-    segment.show_probability.value = True
-    segment.show_attention.value = True
-    segment.start()
-    wait_idle(qtbot, segment)
+    segment_layer(viewer, qtbot, nuclei_image[0], show_probability=True, show_attention=True)
     assert "cells_probability" in viewer.layers
     attention = [layer.name for layer in viewer.layers if layer.name.startswith("cells_attention_")]
     assert len(attention) == 2 and not viewer.layers[attention[0]].visible

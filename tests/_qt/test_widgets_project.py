@@ -2,11 +2,12 @@
 
 import numpy as np
 import tifffile
-from .helpers import painted, wait_idle
 
 from napari_attnseg._qt import ImagesWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
 from napari_attnseg.project import Project
+
+from .helpers import painted, wait_idle
 
 
 def test_open_folder_edit_switch_and_restore(viewer, qtbot, project_folder, make_napari_viewer):
