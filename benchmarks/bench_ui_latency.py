@@ -37,16 +37,28 @@ class Heartbeat:
         self.last = time.perf_counter()
         self.timer.start()
 
+    def mark(self) -> None:
+        """Note the moment the worker finished: later gaps belong to handing results to napari."""
+        self.marked = len(self.gaps)
+
     def stop(self) -> dict:
         self.timer.stop()
         gaps = np.asarray(self.gaps) * 1000
-        return {"beats": len(gaps), "max_ms": float(gaps.max()), "p99_ms": float(np.percentile(gaps, 99)),
-                "median_ms": float(np.median(gaps))}
+        during = gaps[: getattr(self, "marked", len(gaps))]
+        after = gaps[len(during):]
+        return {"beats": len(gaps), "max_ms": float(during.max()), "p99_ms": float(np.percentile(during, 99)),
+                "median_ms": float(np.median(during)), "handoff_max_ms": float(after.max()) if after.size else 0.0}
 
 
-def wait_until(app, condition, timeout: float) -> None:
+def wait_until(app, condition, timeout: float, linger: float = 0.5) -> None:
+    """Process events until ``condition``, then ``linger`` seconds more, so the heartbeat also
+    covers what the result handlers do in the main thread."""
     deadline = time.perf_counter() + timeout
     while not condition() and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.002)
+    end = time.perf_counter() + linger
+    while time.perf_counter() < end:
         app.processEvents()
         time.sleep(0.002)
 
@@ -77,6 +89,7 @@ def main() -> int:
     nas.segment(image[:64, :64])  # load the model and warm up torch outside the measurement
     heartbeat.start()
     segment.start()
+    segment.worker.finished.connect(heartbeat.mark)
     wait_until(app, lambda: segment.worker is None, 600)
     rows.append(("Segment", f"{args.size}x{args.size}", heartbeat.stop()))
 
@@ -86,16 +99,23 @@ def main() -> int:
     finetune.image_combo.value, finetune.labels_combo.value = "cells", "cells_labels"
     finetune.checked_combo.value = "cells_checked"
     finetune.seconds.value = int(args.seconds)
-    heartbeat.start()
-    finetune.start()
-    wait_until(app, lambda: finetune.worker is None, args.seconds + 300)
-    rows.append(("Fine-tune", f"{int(args.seconds)} s budget", heartbeat.stop()))
-    wait_until(app, lambda: "cells_tuned_labels" in viewer.layers, 300)
+    # Twice: the first run in a process pays PyTorch's one-time start-up of its training machinery.
+    for run in ("first", "second"):
+        heartbeat.start()
+        finetune.start()
+        finetune.worker.finished.connect(heartbeat.mark)
+        wait_until(app, lambda: finetune.worker is None and "cells_tuned_labels" in viewer.layers,
+                   args.seconds + 300)
+        rows.append((f"Fine-tune ({run})", f"{int(args.seconds)} s budget", heartbeat.stop()))
+        viewer.layers.remove("cells_tuned_labels")
 
-    print(f"{'job':10s} {'size':>14s} {'beats':>6s} {'median ms':>10s} {'p99 ms':>8s} {'max gap ms':>11s}")
+    print("gaps between 10 ms heartbeats while the worker runs, and the longest one after it, while")
+    print("the result becomes napari layers")
+    print(f"{'job':20s} {'size':>14s} {'beats':>6s} {'median ms':>10s} {'p99 ms':>8s} {'max gap ms':>11s} "
+          f"{'hand-off max ms':>16s}")
     for job, size, stats in rows:
-        print(f"{job:10s} {size:>14s} {stats['beats']:6d} {stats['median_ms']:10.1f} "
-              f"{stats['p99_ms']:8.1f} {stats['max_ms']:11.1f}")
+        print(f"{job:20s} {size:>14s} {stats['beats']:6d} {stats['median_ms']:10.1f} "
+              f"{stats['p99_ms']:8.1f} {stats['max_ms']:11.1f} {stats['handoff_max_ms']:16.1f}")
     viewer.close()
     return 0
 

@@ -22,8 +22,9 @@ def test_segment_edit_finetune_resegment(viewer, qtbot, nuclei_image, errors):
     assert segment.worker is not None and not segment.segment_button.isEnabled()
     wait_idle(qtbot, segment)
     labels_layer = viewer.layers["cells_labels"]
-    assert labels_layer.data.shape == image.shape and labels_layer.data.dtype == np.int32
-    assert "cells_uncertainty" in viewer.layers
+    assert labels_layer.data.shape == image.shape and labels_layer.data.dtype.kind in "iu"
+    np.testing.assert_array_equal(labels_layer.data, segment.session.predictions["cells"].labels)
+    assert "cells_uncertainty" not in viewer.layers  # optional layers are off by default
     assert segment.segment_button.isEnabled()
 
     # The biologist fixes the labels (here: the truth) and marks the whole image as reviewed.
@@ -75,7 +76,8 @@ def test_suggest_moves_the_view_to_an_unchecked_uncertain_region(viewer, qtbot, 
 
 
 def test_optional_layers(viewer, qtbot, nuclei_image):
-    segment_layer(viewer, qtbot, nuclei_image[0], show_probability=True, show_attention=True)
-    assert "cells_probability" in viewer.layers
+    segment_layer(viewer, qtbot, nuclei_image[0], show_probability=True, show_attention=True,
+                  show_uncertainty=True)
+    assert "cells_probability" in viewer.layers and "cells_uncertainty" in viewer.layers
     attention = [layer.name for layer in viewer.layers if layer.name.startswith("cells_attention_")]
     assert len(attention) == 2 and not viewer.layers[attention[0]].visible

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Callable
 
+import numpy as np
 from magicgui.widgets import ComboBox, Container
 from qtpy.QtWidgets import QMessageBox, QPushButton, QWidget
 
@@ -19,6 +21,34 @@ def layer_combo(viewer: napari.Viewer, layer_type: type, label: str,
         return [layer.name for layer in viewer.layers if isinstance(layer, layer_type) and keep(layer.name)]
 
     return ComboBox(label=label, choices=choices)
+
+
+def labels_for_display(labels: np.ndarray) -> np.ndarray:
+    """uint16 when the ids fit: napari shows uint8/uint16 labels directly, while int32 ones need a
+    colour mapping that makes adding a 1024x1024 layer take ~0.3 s instead of ~0.08 s.
+    Files are always written as int32."""
+    labels = np.asarray(labels)
+    if labels.dtype != np.uint16 and labels.size and 0 <= labels.min() and labels.max() < 2**16 - 1:
+        return labels.astype(np.uint16)
+    return labels
+
+
+@functools.lru_cache(maxsize=1)
+def warm_up_labels() -> None:
+    """Pay napari's one-time cost of a first Labels layer (it imports skimage.color for the colour
+    map, ~0.2-0.4 s) when a widget opens, rather than in the middle of a job's result."""
+    from napari.layers import Labels
+
+    Labels(np.zeros((2, 2), dtype=np.uint16))
+
+
+def add_checked_layer(viewer: napari.Viewer, mask: np.ndarray, name: str, **kwargs):
+    """The checked-regions layer: label 1 in green, translucent, over the image."""
+    from napari.utils.colormaps import DirectLabelColormap
+
+    colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: "lime"})
+    return viewer.add_labels(np.asarray(mask).astype(np.uint8), name=name, opacity=0.25,
+                             colormap=colormap, **kwargs)
 
 
 def is_checked_layer(name: str) -> bool:

@@ -180,8 +180,8 @@ class CorrectWidget(QWidget):
         name = f"{self._image_name(layer)}_checked"
         checked = _common.get_layer(self.viewer, name)
         if checked is None:
-            checked = self.viewer.add_labels(np.zeros(layer.data.shape, dtype=np.uint8), name=name,
-                                             opacity=0.25, scale=layer.scale)
+            checked = _common.add_checked_layer(self.viewer, np.zeros(layer.data.shape, dtype=bool), name,
+                                                scale=layer.scale)
             self.viewer.layers.selection.active = layer
         return checked
 

@@ -29,6 +29,7 @@ class FinetuneWidget(QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.worker = None
+        _common.warm_up_labels()
         self.best = None
         self.used_entries: list = []
 
@@ -203,10 +204,13 @@ class FinetuneWidget(QWidget):
         name = f"{layer.name}_tuned_labels"
 
         def show(result) -> None:
-            if name in self.viewer.layers:
-                self.viewer.layers[name].data = result.labels
+            labels = _common.labels_for_display(result.labels)
+            if name in self.viewer.layers and self.viewer.layers[name].data.dtype == labels.dtype:
+                self.viewer.layers[name].data = labels
             else:
-                self.viewer.add_labels(result.labels, name=name, visible=True, scale=layer.scale)
+                if name in self.viewer.layers:
+                    self.viewer.layers.remove(name)
+                self.viewer.add_labels(labels, name=name, visible=True, scale=layer.scale)
 
         self.segment_worker = start_worker(segment_steps, np.asarray(layer.data), model,
                                            None, -1 if layer.rgb else None,

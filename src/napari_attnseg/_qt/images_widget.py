@@ -189,8 +189,8 @@ class ImagesWidget(QWidget):
             labels = np.zeros(spatial, dtype=np.int32)
         if checked is None or checked.shape != spatial:
             checked = np.zeros(spatial, dtype=bool)
-        self.viewer.add_labels(checked.astype(np.uint8), name=names.checked, opacity=0.25, visible=True)
-        labels_layer = self.viewer.add_labels(labels, name=names.labels)
+        _common.add_checked_layer(self.viewer, checked, names.checked)
+        labels_layer = self.viewer.add_labels(_common.labels_for_display(labels), name=names.labels)
         self.session.current_entry = entry
         self._shown_layers = (labels_layer, self.viewer.layers[names.checked])
         for layer in self._shown_layers:

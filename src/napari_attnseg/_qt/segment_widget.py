@@ -30,6 +30,7 @@ class SegmentWidget(QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.worker = None
+        _common.warm_up_labels()
         self._confirmed_replace = False
 
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
@@ -41,7 +42,7 @@ class SegmentWidget(QWidget):
         self.threshold = FloatSpinBox(label="probability threshold", value=0.5, min=0.05, max=0.95, step=0.05)
         self.min_size = SpinBox(label="minimum object size", value=15, min=0, max=100000)
         self.show_probability = CheckBox(text="foreground probability layer", value=False)
-        self.show_uncertainty = CheckBox(text="uncertainty layer", value=True)
+        self.show_uncertainty = CheckBox(text="uncertainty layer", value=False)
         self.show_attention = CheckBox(text="attention-gate layers", value=False)
         self.advanced_form = Container(widgets=[self.tile_size, self.threshold, self.min_size,
                                                 self.show_probability, self.show_uncertainty,
@@ -174,17 +175,19 @@ class SegmentWidget(QWidget):
         self.session.predictions[image_name] = PredictionRecord(labels.copy(), uncertainty)
         scale = self.viewer.layers[image_name].scale[-labels.ndim:]
         self._put(names.labels, labels, Labels, scale=scale)
+        # Each new layer costs napari ~0.1 s of main-thread work (a vispy visual and its controls),
+        # so the optional ones are off by default.
+        extra = []
         if self.show_probability.value:
-            self._put(f"{image_name}_probability", result.foreground, Image, scale=scale,
-                      colormap="magma", visible=False, contrast_limits=(0, 1))
+            extra.append((f"{image_name}_probability", result.foreground, "magma"))
         if self.show_uncertainty.value:
-            self._put(f"{image_name}_uncertainty", uncertainty, Image, scale=scale, colormap="inferno",
-                      visible=False, contrast_limits=(0, 1))
+            extra.append((f"{image_name}_uncertainty", uncertainty, "inferno"))
         attention = result.prediction.attention
         if self.show_attention.value and attention is not None:
-            for level in range(attention.shape[-3]):
-                self._put(f"{image_name}_attention_{level + 1}", attention[..., level, :, :], Image,
-                          scale=scale, colormap="viridis", visible=False, contrast_limits=(0, 1))
+            extra += [(f"{image_name}_attention_{level + 1}", attention[..., level, :, :], "viridis")
+                      for level in range(attention.shape[-3])]
+        for name, data, colormap in extra:
+            self._put(name, data, Image, scale=scale, colormap=colormap, visible=False, contrast_limits=(0, 1))
         self.viewer.layers.selection.active = self.viewer.layers[names.labels]
         self.status.setText(f"{image_name}: {int(labels.max())} objects "
                             f"({self.session.model_label}, {result.prediction.device})")
@@ -204,15 +207,17 @@ class SegmentWidget(QWidget):
 
     def _put(self, name: str, data, layer_type, **kwargs) -> None:
         scale = kwargs.pop("scale", None)
-        if name in self.viewer.layers and isinstance(self.viewer.layers[name], layer_type):
-            self.viewer.layers[name].data = data
+        existing = self.viewer.layers[name] if name in self.viewer.layers else None
+        if isinstance(existing, layer_type) and (layer_type is not Labels or data.max(initial=0) < 2**16 - 1
+                                                 or existing.data.dtype != np.uint16):
+            existing.data = data.astype(existing.data.dtype, copy=False) if layer_type is Labels else data
             return
         if name in self.viewer.layers:
             self.viewer.layers.remove(name)
         if scale is not None:
             kwargs["scale"] = scale
         if layer_type is Labels:
-            self.viewer.add_labels(data, name=name, **kwargs)
+            self.viewer.add_labels(_common.labels_for_display(data), name=name, **kwargs)
         else:
             self.viewer.add_image(data, name=name, **kwargs)
 
