@@ -82,11 +82,13 @@ def test_opening_the_widgets_does_not_import_torch():
 
 
 def test_closing_napari_saves_the_edits(make_napari_viewer, qtbot, project_folder):
-    viewer = make_napari_viewer(show=False)
+    viewer = make_napari_viewer(show=True)
     images = ImagesWidget(viewer)
+    viewer.window.add_dock_widget(images)
+    qtbot.waitUntil(lambda: images.window() is not images and images.isVisible(), timeout=5_000)
     images.open_folder(project_folder)
     layer = viewer.layers["cells_0_labels"]
     layer.data_setitem((np.array([3]), np.array([4])), 7)
-    viewer.window._qt_window.close()
+    viewer.close()  # closes napari's main window, as File > Quit does
     saved = tifffile.imread(project_folder / "attnseg_project" / "labels" / "cells_0_labels.tif")
     assert saved[3, 4] == 7

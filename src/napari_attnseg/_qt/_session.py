@@ -44,7 +44,9 @@ class Session:
         self.project: Project | None = None
         self.current_entry: ImageEntry | None = None
         self.predictions: dict[str, PredictionRecord] = {}
-        self.autosave_hooks: list[Callable[[], Any]] = []
+        # Weak: the sessions live in a module-level dict keyed (weakly) by viewer, so a strong
+        # reference to a widget here would keep its viewer alive forever.
+        self._autosave_hooks: list[weakref.WeakMethod] = []
 
     # -- model -----------------------------------------------------------------------------------
     @property
@@ -70,10 +72,18 @@ class Session:
         self.model_changed.emit(label)
 
     # -- autosave --------------------------------------------------------------------------------
+    def add_autosave_hook(self, method: Callable[[], Any]) -> None:
+        """Register a widget's bound ``autosave`` method (held weakly)."""
+        self._autosave_hooks.append(weakref.WeakMethod(method))
+
     def autosave(self) -> None:
         """Ask every widget that holds unsaved edits to save them now."""
-        for hook in list(self.autosave_hooks):
-            hook()
+        for reference in list(self._autosave_hooks):
+            hook = reference()
+            if hook is None:
+                self._autosave_hooks.remove(reference)
+            else:
+                hook()
 
     # -- predictions -----------------------------------------------------------------------------
     def labels_edited(self, image_name: str, labels: np.ndarray) -> bool:

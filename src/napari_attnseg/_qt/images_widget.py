@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from pathlib import Path
 
 import napari
@@ -69,17 +70,12 @@ class ImagesWidget(QWidget):
         self.timer.setInterval(AUTOSAVE_MS)
         self.timer.timeout.connect(self.autosave)
         self.timer.start()
-        self.session.autosave_hooks.append(self.autosave)
-        hooks = self.session.autosave_hooks
-        hook = self.autosave
-        self.destroyed.connect(lambda _obj=None: hook in hooks and hooks.remove(hook))
+        self.session.add_autosave_hook(self.autosave)
         self.session.project_changed.connect(self.refresh_list)
         self.viewer.bind_key("Alt-Right", lambda _viewer: self.next_image(), overwrite=True)
         self.viewer.bind_key("Alt-Left", lambda _viewer: self.previous_image(), overwrite=True)
         self._close_watcher = _CloseWatcher(self.autosave)
-        window = getattr(getattr(self.viewer, "window", None), "_qt_window", None)
-        if window is not None:
-            window.installEventFilter(self._close_watcher)
+        self._watched_window = None
 
     # -- opening ---------------------------------------------------------------------------------
     def open_image_dialog(self) -> None:
@@ -254,6 +250,15 @@ class ImagesWidget(QWidget):
         self.refresh_list()
         logger.info("autosaved %s", entry.file)
         return True
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        # Once docked, our top-level window is napari's: save before it closes.
+        window = self.window()
+        watched = self._watched_window() if self._watched_window is not None else None
+        if window is not self and window is not watched:
+            window.installEventFilter(self._close_watcher)
+            self._watched_window = weakref.ref(window)  # weak: holding napari's window leaks it
+        super().showEvent(event)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         self.autosave()
