@@ -80,8 +80,11 @@ def main() -> int:
     train_config = TrainConfig(device="cpu")
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
     print(f"model {model.name}: {count_parameters(model.network):,} parameters; {machine}")
+    from napari_attnseg.devices import autocast_dtype
+
+    dtype = autocast_dtype(torch.device("cpu"), config.precision)
     print(f"tile {config.tile_size}, overlap {config.overlap}, batch {config.batch_size}, "
-          f"threads {torch.get_num_threads()}")
+          f"threads {torch.get_num_threads()}, precision {config.precision} -> {dtype or 'fp32'}")
     print(f"{'image':>10s} {'total s':>8s} {'network s':>9s} {'MP/s':>6s} {'objects':>8s} {'peak RSS MB':>12s}")
     rows = []
     for size in args.sizes:

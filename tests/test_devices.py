@@ -28,9 +28,9 @@ def test_explicit_gpu_that_is_absent_is_an_error_not_a_fallback(monkeypatch):
 def test_precision_choice(monkeypatch):
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     assert devices.autocast_dtype(cuda, "auto") == torch.float16
-    assert devices.autocast_dtype(cpu, "auto") is None
-    assert devices.autocast_dtype(cpu, "fp32", training=True) is None
+    assert devices.autocast_dtype(cpu, "fp32") is None
     monkeypatch.setattr(devices, "cpu_supports_bf16", lambda: True)
-    assert devices.autocast_dtype(cpu, "auto", training=True) == torch.bfloat16
+    assert devices.autocast_dtype(cpu, "auto") == torch.bfloat16
     monkeypatch.setattr(devices, "cpu_supports_bf16", lambda: False)
-    assert devices.autocast_dtype(cpu, "auto", training=True) is None
+    assert devices.autocast_dtype(cpu, "auto") is None
+    assert devices.autocast_dtype(cpu, "fp16") == torch.bfloat16  # the CPU's half precision

@@ -102,7 +102,8 @@ class InferConfig(_Config):
         overlap: pixels shared by neighbouring tiles, blended smoothly.
         batch_size: tiles per forward pass.
         device: "auto" (cuda, then mps, then cpu), "cpu", "cuda" or "mps".
-        precision: "auto" (fp16 autocast on GPU, fp32 on CPU), "fp32", "bf16" or "fp16".
+        precision: "auto" (fp16 autocast on GPU, bf16 on CPUs with native bf16, else fp32), "fp32",
+            "bf16" or "fp16".
         prob_threshold: foreground probability above which a pixel belongs to an object.
         seed_threshold: interior probability above which a pixel can seed an object.
         min_size: objects smaller than this many pixels are removed.

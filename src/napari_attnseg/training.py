@@ -99,7 +99,7 @@ def train_steps(
     network = working.network.to(device)
     if device.type == "cpu":
         network = network.to(memory_format=torch.channels_last)
-    dtype = autocast_dtype(device, config.precision, training=True)
+    dtype = autocast_dtype(device, config.precision)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     class_weights = _class_weights(working, config).to(device)

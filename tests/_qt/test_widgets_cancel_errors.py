@@ -141,3 +141,27 @@ def test_stop_after_the_last_step_still_delivers_the_result(qtbot):
     qtbot.waitUntil(lambda: bool(finished), timeout=10_000)
     assert results == ["done"] or aborted == [True]
     assert len(results) + len(aborted) == 1
+
+
+def test_review_rectangles_become_checked_pixels_and_lines_split(viewer, qtbot):
+    labels = np.zeros((60, 90), dtype=np.int32)
+    labels[10:50, 10:80] = 1  # one wide object, to be cut in two
+    layer = viewer.add_labels(labels, name="cells_labels")
+    correct = CorrectWidget(viewer)
+    qtbot.addWidget(correct)
+    correct.labels_combo.value = "cells_labels"
+
+    correct.draw_rectangles()
+    viewer.layers["review"].add_rectangles(np.array([[0, 0], [30, 40]]))
+    correct.check_rectangles()
+    checked = np.asarray(viewer.layers["cells_checked"].data) > 0
+    assert checked[5, 5] and checked[29, 39] and not checked[40, 60]
+    assert len(viewer.layers["review"].data) == 0
+
+    correct.split_along_line()  # first click creates the line layer
+    viewer.layers["split line"].add_paths(np.array([[0, 45], [59, 45]]))
+    layer.selected_label = 1
+    correct.split_along_line()
+    assert len(np.unique(layer.data)) == 3
+    layer.undo()
+    np.testing.assert_array_equal(layer.data, labels)
