@@ -28,3 +28,17 @@ def segment_layer(viewer, qtbot, image, name: str = "cells", wait: bool = True, 
     if wait:
         wait_idle(qtbot, segment)
     return segment
+
+
+def finetune_widget_for(viewer, qtbot, image, labels, checked, name: str = "cells"):
+    """Layers '<name>', '<name>_labels', '<name>_checked' and a Fine-tune widget set to use them."""
+    from napari_attnseg._qt import FinetuneWidget
+
+    viewer.add_image(image, name=name)
+    viewer.add_labels(np.asarray(labels, dtype=np.int32), name=f"{name}_labels")
+    viewer.add_labels(np.asarray(checked, dtype=np.uint8), name=f"{name}_checked")
+    finetune = FinetuneWidget(viewer)
+    qtbot.addWidget(finetune)
+    finetune.image_combo.value, finetune.labels_combo.value = name, f"{name}_labels"
+    finetune.checked_combo.value = f"{name}_checked"
+    return finetune

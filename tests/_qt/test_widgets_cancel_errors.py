@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from napari_attnseg._qt import CorrectWidget, FinetuneWidget, SegmentWidget
+from napari_attnseg._qt import CorrectWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
 
-from .helpers import segment_layer, wait_idle
+from .helpers import finetune_widget_for, segment_layer, wait_idle
 
 
 def test_cancel_segmentation_leaves_layers_unchanged(viewer, qtbot):
@@ -27,13 +27,7 @@ def test_cancel_segmentation_leaves_layers_unchanged(viewer, qtbot):
 
 def test_stop_training_keeps_the_model_in_use_or_the_best(viewer, qtbot, nuclei_image):
     image, truth = nuclei_image
-    viewer.add_image(image, name="cells")
-    viewer.add_labels(truth.astype(np.int32), name="cells_labels")
-    viewer.add_labels(np.ones(image.shape, np.uint8), name="cells_checked")
-    finetune = FinetuneWidget(viewer)
-    qtbot.addWidget(finetune)
-    finetune.image_combo.value, finetune.labels_combo.value = "cells", "cells_labels"
-    finetune.checked_combo.value = "cells_checked"
+    finetune = finetune_widget_for(viewer, qtbot, image, truth, np.ones(image.shape, bool))
     finetune.seconds.value = 600
     session = session_for(viewer)
     before = session.model
@@ -50,13 +44,7 @@ def test_stop_training_keeps_the_model_in_use_or_the_best(viewer, qtbot, nuclei_
 
 def test_finetune_without_checked_regions_explains_what_to_do(viewer, qtbot, nuclei_image, errors):
     image, truth = nuclei_image
-    viewer.add_image(image, name="cells")
-    viewer.add_labels(truth.astype(np.int32), name="cells_labels")
-    viewer.add_labels(np.zeros(image.shape, np.uint8), name="cells_checked")
-    finetune = FinetuneWidget(viewer)
-    qtbot.addWidget(finetune)
-    finetune.image_combo.value, finetune.labels_combo.value = "cells", "cells_labels"
-    finetune.checked_combo.value = "cells_checked"
+    finetune = finetune_widget_for(viewer, qtbot, image, truth, np.zeros(image.shape, bool))
     finetune.start()
     assert finetune.worker is None
     assert len(errors) == 1 and "checked" in errors[0]
