@@ -1,0 +1,132 @@
+"""Tiled-inference throughput against MONAI's AttentionUnet + sliding_window_inference.
+
+MONAI is what a user would pick instead; it is not a dependency of ours. Install it into the venv for
+this benchmark only:
+
+    .venv/bin/pip install monai
+    .venv/bin/python benchmarks/bench_monai.py [--sizes 512 2048] [--json results.json]
+
+Both networks have the same widths (16, 32, 64, 128) and depth, both run 256x256 tiles with 32 pixels
+of overlap, 4 tiles a batch, on the same uint16 image, percentile-normalised the same way; both
+outputs are softmaxed class probabilities (no instance post-processing). Each (method, size) runs in a
+fresh subprocess so that its peak RSS is its own. MONAI's network is untrained here, so this compares
+speed and memory, not accuracy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+TILE, OVERLAP, BATCH = 256, 32, 4
+WIDTHS = (16, 32, 64, 128)
+
+
+def _image(size: int) -> np.ndarray:
+    import napari_attnseg as nas
+
+    tile, _ = nas.synthetic_nuclei((512, 512), seed=5, radius_range=(8.0, 12.0))
+    reps = -(-size // 512)
+    return np.tile(tile, (reps, reps))[:size, :size]
+
+
+def _ours(precision: str):
+    import napari_attnseg as nas
+    from napari_attnseg.config import InferConfig
+    from napari_attnseg.inference import predict
+
+    model = nas.load_model()
+    config = InferConfig(tile_size=TILE, overlap=OVERLAP, batch_size=BATCH, precision=precision, device="cpu")
+    return (lambda image: predict(image, model, config).probabilities), sum(
+        p.numel() for p in model.network.parameters())
+
+
+def _monai(precision: str):
+    import torch
+    from monai.inferers import sliding_window_inference
+    from monai.networks.nets import AttentionUnet
+
+    from napari_attnseg.data import normalize
+
+    torch.manual_seed(0)
+    network = AttentionUnet(spatial_dims=2, in_channels=1, out_channels=3, channels=WIDTHS,
+                            strides=(2,) * (len(WIDTHS) - 1)).eval()
+    dtype = torch.bfloat16 if precision == "bf16" else None
+    if dtype is not None:  # give MONAI the same CPU fast path ours uses
+        network = network.to(memory_format=torch.channels_last)
+
+    def run(image: np.ndarray) -> np.ndarray:
+        normalised = normalize(image[np.newaxis].astype(np.float32), (1.0, 99.8))
+        tensor = torch.from_numpy(normalised[np.newaxis])
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = sliding_window_inference(tensor, (TILE, TILE), BATCH, network,
+                                              overlap=OVERLAP / TILE, mode="gaussian")
+        return torch.softmax(logits.float(), dim=1)[0].numpy()
+
+    return run, sum(p.numel() for p in network.parameters())
+
+
+def measure(method: str, precision: str, size: int, repeats: int) -> dict:
+    """Run in this process: warm up, then the median of ``repeats`` timed runs."""
+    run, parameters = (_ours if method == "napari-attnseg" else _monai)(precision)
+    image = _image(size)
+    run(image)  # warm-up at full size: first-call allocations are not what we compare
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        output = run(image)
+        seconds.append(time.perf_counter() - started)
+    assert output.shape == (3, size, size)
+    median = statistics.median(seconds)
+    return {"method": method, "precision": precision, "size": size, "parameters": parameters,
+            "seconds": round(median, 3), "s_per_megapixel": round(median / (size * size / 1e6), 3),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--json", default=None)
+    parser.add_argument("--one", nargs=3, metavar=("METHOD", "PRECISION", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        method, precision, size = args.one
+        print(json.dumps(measure(method, precision, int(size), args.repeats)))
+        return 0
+
+    rows = []
+    for size in args.sizes:
+        for precision in ("fp32", "bf16"):
+            for method in ("napari-attnseg", "monai"):
+                result = subprocess.run([sys.executable, __file__, "--one", method, precision, str(size),
+                                         "--repeats", str(args.repeats)], capture_output=True, text=True)
+                if result.returncode != 0:
+                    print(result.stderr[-2000:], file=sys.stderr)
+                    return 1
+                rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    print(f"tiles {TILE}^2, overlap {OVERLAP}, batch {BATCH}, widths {WIDTHS}; class probabilities, no post-processing")
+    print(f"{'image':>10s} {'precision':>9s} {'method':>15s} {'params':>9s} {'s':>7s} {'s/MP':>7s} "
+          f"{'peak RSS MB':>12s} {'speed vs MONAI':>15s}")
+    for row in rows:
+        monai_row = next(r for r in rows if r["method"] == "monai" and r["size"] == row["size"]
+                         and r["precision"] == row["precision"])
+        ratio = monai_row["seconds"] / row["seconds"]
+        print(f"{row['size']:>5d}x{row['size']:<4d} {row['precision']:>9s} {row['method']:>15s} "
+              f"{row['parameters']:9,d} {row['seconds']:7.3f} {row['s_per_megapixel']:7.3f} "
+              f"{row['peak_rss_mb']:12.1f} {ratio:14.2f}x")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as stream:
+            json.dump(rows, stream, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
