@@ -74,6 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--epochs", type=int, default=200, help="epoch budget (default 200)")
     tune.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
+    big = commands.add_parser("segment-zarr", help="segment a large 2D zarr array chunk by chunk (dask)",
+                              description="Segment a 2D zarr array larger than memory, chunk by chunk with "
+                                          "halos, on this machine or a dask.distributed cluster. Needs "
+                                          "`pip install napari-attnseg[dask]`.")
+    big.add_argument("source", metavar="SOURCE.zarr", help="path of a 2D zarr array")
+    big.add_argument("-o", "--output", required=True, metavar="LABELS.zarr", help="new zarr array to write")
+    _add_model_options(big)
+    big.add_argument("--chunk", type=int, default=1024, help="chunk edge in pixels (default 1024)")
+    big.add_argument("--halo", type=int, default=64,
+                     help="context around each chunk; larger than the largest object's radius (default 64)")
+    big.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (default: this machine)")
+
     ev = commands.add_parser("evaluate", help="score predicted labels against true labels")
     ev.add_argument("prediction", type=Path, metavar="PRED")
     ev.add_argument("truth", type=Path, metavar="TRUE")
@@ -101,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"segment": _segment, "finetune": _finetune, "evaluate": _evaluate, "info": _info}
+    handlers = {"segment": _segment, "finetune": _finetune, "evaluate": _evaluate, "info": _info,
+                "segment-zarr": _segment_zarr}
     try:
         return handlers[args.command](args)
     except AttnSegError as error:
@@ -166,6 +180,27 @@ def _segment(args: argparse.Namespace) -> int:
         print(f"attnseg segment: {failed} of {len(args.images)} image(s) could not be segmented",
               file=sys.stderr)
         return 2
+    return 0
+
+
+def _segment_zarr(args: argparse.Namespace) -> int:
+    from .config import InferConfig
+    from .devices import resolve_device
+
+    try:
+        import zarr  # noqa: F401
+
+        from .chunked import segment_zarr
+    except ImportError:
+        raise InputError("segment-zarr needs dask and zarr: pip install 'napari-attnseg[dask]'") from None
+    config = InferConfig(device=args.device)
+    resolve_device(config.device)
+    if not Path(args.source).exists():
+        raise InputError(f"no such zarr array: {args.source}")
+    if Path(args.output).exists():
+        raise InputError(f"{args.output} exists; choose a new output path")
+    segment_zarr(args.source, args.output, _load(args.model), config, args.chunk, args.halo, args.scheduler)
+    print(f"wrote {args.output}")
     return 0
 
 

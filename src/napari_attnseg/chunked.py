@@ -1,0 +1,181 @@
+"""Chunked segmentation of large 2D images on dask: on this machine, or on a dask.distributed cluster.
+
+Each chunk is segmented with a halo of context around it; ids are made unique across chunks; an
+object cut by a chunk border is joined back by matching, in the strip just past the border, the
+object as the neighbour saw it (in its halo) with the object as this chunk saw it (in its core).
+dask runs the chunks; point ``scheduler`` at a ``dask.distributed`` scheduler to use a cluster.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import InferConfig
+from .errors import InputError
+
+
+def _segment_block(block: np.ndarray, model, config: InferConfig, low: float, high: float) -> np.ndarray:
+    from .inference import labels_from_prediction, predict
+
+    # One normalisation for the whole image: per-chunk percentiles would make neighbours disagree.
+    normalised = (block.astype(np.float32) - low) / max(high - low, 1e-6)
+    prediction = predict(normalised, model, config, prenormalised=True)
+    return labels_from_prediction(prediction, model, config).astype(np.int32)
+
+
+def _global_range(array, percentiles: tuple[float, float], max_samples: int = 4_000_000) -> tuple[float, float]:
+    """The normalisation percentiles of the whole image, from a regular subsample of it."""
+    step = max(1, int(np.ceil(np.sqrt(array.size / max_samples))))
+    sample = np.asarray(array[::step, ::step].compute(), dtype=np.float32)
+    low, high = np.percentile(sample, percentiles)
+    return float(low), float(high)
+
+
+def _block_max(block: np.ndarray) -> np.ndarray:
+    return np.array([[block.max(initial=0)]], dtype=np.int64)
+
+
+def _offset(block: np.ndarray, offsets: np.ndarray, block_id=None) -> np.ndarray:
+    shifted = block.astype(np.int64) + offsets[block_id[0], block_id[1]]
+    return np.where(block > 0, shifted, 0)
+
+
+def _face_pairs(halo_side: np.ndarray, core_side: np.ndarray, min_fraction: float) -> np.ndarray:
+    """(id, id) pairs of objects that are the same across one chunk border.
+
+    Two pieces join when they share at least ``min_fraction`` of the smaller one's pixels in the
+    strip (IoU would penalise an object that shows more of itself on one side of the strip).
+    """
+    both = (halo_side > 0) & (core_side > 0)
+    if not both.any():
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs, shared = np.unique(np.stack([halo_side[both], core_side[both]]), axis=1, return_counts=True)
+    ids_a, size_a = np.unique(halo_side[halo_side > 0], return_counts=True)
+    ids_b, size_b = np.unique(core_side[core_side > 0], return_counts=True)
+    smaller = np.minimum(size_a[np.searchsorted(ids_a, pairs[0])], size_b[np.searchsorted(ids_b, pairs[1])])
+    # Mutual best matches only: a piece that touches two pieces on the other side must not chain
+    # two nuclei into one object.
+    order = np.lexsort((-shared, pairs[0]))
+    best_for_a = np.zeros(len(shared), dtype=bool)
+    best_for_a[order[np.r_[True, pairs[0][order][1:] != pairs[0][order][:-1]]]] = True
+    order = np.lexsort((-shared, pairs[1]))
+    best_for_b = np.zeros(len(shared), dtype=bool)
+    best_for_b[order[np.r_[True, pairs[1][order][1:] != pairs[1][order][:-1]]]] = True
+    keep = best_for_a & best_for_b & (shared >= min_fraction * smaller)
+    return pairs[:, keep].T.astype(np.int64)
+
+
+def _union(pairs: np.ndarray, n_ids: int, present: np.ndarray) -> np.ndarray:
+    """A map from every id to its object's final id: joined ids (``pairs``) share one, and the
+    objects that appear in the result (``present``: ids seen only in halos do not) are numbered
+    1..N in order of their smallest id."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n_ids + 1, n_ids + 1))
+    _, component = connected_components(graph, directed=False)
+    first_id = np.full(component.max() + 1, n_ids + 1)
+    kept = present[present > 0]
+    np.minimum.at(first_id, component[kept], kept)
+    final = np.zeros(component.max() + 1, dtype=np.int64)
+    shown = np.flatnonzero(first_id <= n_ids)
+    final[shown[np.argsort(first_id[shown])]] = np.arange(1, len(shown) + 1)
+    final[component[0]] = 0  # background
+    return final[component]
+
+
+def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1024, halo: int = 64,
+                 min_fraction: float = 0.5):
+    """Lazy int32 instance labels (a dask array) for a large 2D image (numpy, zarr or dask).
+
+    Args:
+        chunk: edge of the square chunks each task segments.
+        halo: context around each chunk; make it larger than the largest object's radius.
+        min_fraction: how much of the smaller part two pieces across a border must share to join.
+
+    The per-chunk segmentation is computed once (kept in the cluster's memory) to find the joins;
+    ``.compute()`` or ``.to_zarr()`` on the result then only renumbers.
+    """
+    import dask
+    import dask.array as da
+
+    config = config or InferConfig()
+    array = image if isinstance(image, da.Array) else da.from_array(image, chunks=chunk)
+    if array.ndim != 2:
+        raise InputError(f"chunked segmentation takes a 2D image, got shape {array.shape}")
+    if halo < 16 or halo >= chunk // 2:
+        raise InputError(f"halo must be 16 .. chunk/2, got {halo} for chunks of {chunk}")
+    array = array.rechunk(chunk)
+    if min(min(sizes) for sizes in array.chunks) <= halo:
+        array = array.rechunk({0: _even_chunks(array.shape[0], chunk, halo),
+                               1: _even_chunks(array.shape[1], chunk, halo)})
+
+    with_halo = da.overlap.overlap(array, depth=halo, boundary="reflect")
+    # The one expensive step, kept in (cluster) memory: everything after it only reads it.
+    low, high = _global_range(array, model.config.norm_percentiles)
+    local = with_halo.map_blocks(_segment_block, model=model, config=config, low=low, high=high,
+                                 dtype=np.int32).persist()
+    maxes = local.map_blocks(_block_max, chunks=(1, 1), dtype=np.int64).compute()
+    offsets = np.concatenate([[0], np.cumsum(maxes.ravel())[:-1]]).reshape(maxes.shape)
+    unique = local.map_blocks(_offset, offsets=offsets, dtype=np.int64)
+    core = da.overlap.trim_internal(unique, {0: halo, 1: halo}, boundary="reflect")
+
+    pairs = _border_pairs(unique, core, halo, min_fraction)
+    present = np.unique(np.concatenate(dask.compute(*[dask.delayed(np.unique)(block)
+                                                      for block in core.to_delayed().ravel()])))
+    mapping = _union(pairs, int(maxes.sum()), present)
+    return core.map_blocks(lambda block: mapping[block].astype(np.int32), dtype=np.int32)
+
+
+def _even_chunks(length: int, chunk: int, halo: int) -> tuple[int, ...]:
+    """Chunks of at most ``chunk`` whose last one is not thinner than the halo."""
+    count = -(-length // chunk)
+    base = length // count
+    sizes = [base + (1 if index < length % count else 0) for index in range(count)]
+    if min(sizes) <= halo:
+        raise InputError(f"the image ({length} pixels) is too small for chunks of {chunk} with halo {halo}")
+    return tuple(sizes)
+
+
+def _border_pairs(unique, core, halo: int, min_fraction: float) -> np.ndarray:
+    """Joined id pairs over every border between neighbouring chunks."""
+    import dask
+
+    rows, cols = core.numblocks
+    strip = halo // 2  # the outer half of a halo sees too little context to be trusted
+    tasks = []
+    for i in range(rows):
+        for j in range(cols):
+            height, width = core.chunks[0][i], core.chunks[1][j]
+            if j + 1 < cols:  # right neighbour: this chunk's halo over its first columns
+                halo_side = unique.blocks[i, j][halo: halo + height, halo + width: halo + width + strip]
+                core_side = core.blocks[i, j + 1][:, :strip]
+                tasks.append(dask.delayed(_face_pairs)(halo_side, core_side, min_fraction))
+            if i + 1 < rows:  # neighbour below
+                halo_side = unique.blocks[i, j][halo + height: halo + height + strip, halo: halo + width]
+                core_side = core.blocks[i + 1, j][:strip, :]
+                tasks.append(dask.delayed(_face_pairs)(halo_side, core_side, min_fraction))
+    found = dask.compute(*tasks)
+    return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
+
+
+def segment_zarr(source: str, destination: str, model, config: InferConfig | None = None,
+                 chunk: int = 1024, halo: int = 64, scheduler: str | None = None) -> None:
+    """Segment a 2D zarr array chunk by chunk into a new int32 zarr array at ``destination``.
+
+    ``scheduler``: address of a dask.distributed scheduler (e.g. "tcp://10.0.0.5:8786"); None runs
+    on this machine's threads.
+    """
+    import dask.array as da
+
+    client = None
+    if scheduler is not None:
+        from distributed import Client
+
+        client = Client(scheduler)
+    try:
+        labels = segment_dask(da.from_zarr(source), model, config, chunk, halo)
+        labels.to_zarr(destination, overwrite=False)
+    finally:
+        if client is not None:
+            client.close()
