@@ -28,8 +28,8 @@ def test_chunked_labels_agree_with_whole_image_segmentation(model, large_image, 
     whole = nas.segment(large_image, model)
     assert chunked_labels.dtype == np.int32 and chunked_labels.shape == large_image.shape
     scores = nas.evaluate(chunked_labels, whole)
-    assert scores["ap50"] > 0.9, scores
-    assert abs(scores["n_pred"] - scores["n_true"]) <= 0.05 * scores["n_true"]
+    assert scores["ap50"] > 0.97, scores
+    assert abs(scores["n_pred"] - scores["n_true"]) <= 0.02 * scores["n_true"]
 
 
 def test_ids_are_unique_and_consecutive(chunked_labels):

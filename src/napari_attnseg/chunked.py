@@ -1,8 +1,10 @@
 """Chunked segmentation of large 2D images on dask: on this machine, or on a dask.distributed cluster.
 
-Each chunk is segmented with a halo of context around it; ids are made unique across chunks; an
-object cut by a chunk border is joined back by matching, in the strip just past the border, the
-object as the neighbour saw it (in its halo) with the object as this chunk saw it (in its core).
+Each chunk is segmented with a halo of context around it (none at the image's own edges) under one
+global normalisation; ids are made unique across chunks; an object cut by a chunk border is joined
+back by matching, in the strip just past the border, the object as the neighbour saw it (in its halo)
+with the object as this chunk saw it (in its core); objects below the minimum size are removed once
+joined.
 dask runs the chunks; point ``scheduler`` at a ``dask.distributed`` scheduler to use a cluster.
 """
 
@@ -65,23 +67,31 @@ def _face_pairs(halo_side: np.ndarray, core_side: np.ndarray, min_fraction: floa
     return pairs[:, keep].T.astype(np.int64)
 
 
-def _union(pairs: np.ndarray, n_ids: int, present: np.ndarray) -> np.ndarray:
-    """A map from every id to its object's final id: joined ids (``pairs``) share one, and the
-    objects that appear in the result (``present``: ids seen only in halos do not) are numbered
-    1..N in order of their smallest id."""
+def _components(pairs: np.ndarray, n_ids: int) -> np.ndarray:
+    """Map every id (0..n_ids) to its object (connected component of the join graph ``pairs``)."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n_ids + 1, n_ids + 1))
-    _, component = connected_components(graph, directed=False)
+    return connected_components(graph, directed=False)[1]
+
+
+def _final_ids(component: np.ndarray, sizes: np.ndarray, min_size: int) -> np.ndarray:
+    """Map every id to a final id: objects of at least ``min_size`` pixels numbered 1..N in order
+    of their smallest id; smaller ones, ids seen only in halos, and background to 0."""
+    n_ids = len(component) - 1
     first_id = np.full(component.max() + 1, n_ids + 1)
-    kept = present[present > 0]
-    np.minimum.at(first_id, component[kept], kept)
+    np.minimum.at(first_id, component[1:], np.arange(1, n_ids + 1))
+    kept = np.flatnonzero((sizes >= max(min_size, 1)) & (first_id <= n_ids))
+    kept = kept[kept != component[0]]
     final = np.zeros(component.max() + 1, dtype=np.int64)
-    shown = np.flatnonzero(first_id <= n_ids)
-    final[shown[np.argsort(first_id[shown])]] = np.arange(1, len(shown) + 1)
-    final[component[0]] = 0  # background
+    final[kept[np.argsort(first_id[kept])]] = np.arange(1, len(kept) + 1)
     return final[component]
+
+
+def _component_sizes(block: np.ndarray, component: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    objects, counts = np.unique(component[block[block > 0]], return_counts=True)
+    return objects, counts
 
 
 def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1024, halo: int = 64,
@@ -110,7 +120,8 @@ def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1
         array = array.rechunk({0: _even_chunks(array.shape[0], chunk, halo),
                                1: _even_chunks(array.shape[1], chunk, halo)})
 
-    with_halo = da.overlap.overlap(array, depth=halo, boundary="reflect")
+    # No padding at the image's own edges: mirrored nuclei there would be segmented differently.
+    with_halo = da.overlap.overlap(array, depth=halo, boundary="none")
     # The one expensive step, kept in (cluster) memory: everything after it only reads it.
     low, high = _global_range(array, model.config.norm_percentiles)
     local = with_halo.map_blocks(_segment_block, model=model, config=config, low=low, high=high,
@@ -118,12 +129,16 @@ def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1
     maxes = local.map_blocks(_block_max, chunks=(1, 1), dtype=np.int64).compute()
     offsets = np.concatenate([[0], np.cumsum(maxes.ravel())[:-1]]).reshape(maxes.shape)
     unique = local.map_blocks(_offset, offsets=offsets, dtype=np.int64)
-    core = da.overlap.trim_internal(unique, {0: halo, 1: halo}, boundary="reflect")
+    core = da.overlap.trim_internal(unique, {0: halo, 1: halo}, boundary="none")
 
     pairs = _border_pairs(unique, core, halo, min_fraction)
-    present = np.unique(np.concatenate(dask.compute(*[dask.delayed(np.unique)(block)
-                                                      for block in core.to_delayed().ravel()])))
-    mapping = _union(pairs, int(maxes.sum()), present)
+    component = _components(pairs, int(maxes.sum()))
+    # Object sizes once joined (pieces of a cut object are small alone), counted in the cores only.
+    sizes = np.zeros(component.max() + 1, dtype=np.int64)
+    for objects, counts in dask.compute(*[dask.delayed(_component_sizes)(block, component)
+                                          for block in core.to_delayed().ravel()]):
+        np.add.at(sizes, objects, counts)
+    mapping = _final_ids(component, sizes, config.min_size)
     return core.map_blocks(lambda block: mapping[block].astype(np.int32), dtype=np.int32)
 
 
@@ -138,23 +153,38 @@ def _even_chunks(length: int, chunk: int, halo: int) -> tuple[int, ...]:
 
 
 def _border_pairs(unique, core, halo: int, min_fraction: float) -> np.ndarray:
-    """Joined id pairs over every border between neighbouring chunks."""
+    """Joined id pairs over every border between neighbouring chunks.
+
+    Each border is looked at from both sides: this chunk's halo over the neighbour's core, and the
+    neighbour's halo over this chunk's core, in the strip of ``halo // 2`` pixels next to the border
+    (the outer half of a halo sees too little context to be trusted). Chunks on the image's edge
+    have no halo on that side.
+    """
     import dask
 
     rows, cols = core.numblocks
-    strip = halo // 2  # the outer half of a halo sees too little context to be trusted
+    strip = halo // 2
+    top = [0] + [halo] * (rows - 1)
+    left = [0] + [halo] * (cols - 1)
     tasks = []
     for i in range(rows):
         for j in range(cols):
             height, width = core.chunks[0][i], core.chunks[1][j]
-            if j + 1 < cols:  # right neighbour: this chunk's halo over its first columns
-                halo_side = unique.blocks[i, j][halo: halo + height, halo + width: halo + width + strip]
-                core_side = core.blocks[i, j + 1][:, :strip]
-                tasks.append(dask.delayed(_face_pairs)(halo_side, core_side, min_fraction))
+            y0, x0 = top[i], left[j]
+            if j + 1 < cols:  # right neighbour
+                tasks.append(dask.delayed(_face_pairs)(
+                    unique.blocks[i, j][y0: y0 + height, x0 + width: x0 + width + strip],
+                    core.blocks[i, j + 1][:, :strip], min_fraction))
+                tasks.append(dask.delayed(_face_pairs)(
+                    unique.blocks[i, j + 1][y0: y0 + height, halo - strip: halo],
+                    core.blocks[i, j][:, width - strip:], min_fraction))
             if i + 1 < rows:  # neighbour below
-                halo_side = unique.blocks[i, j][halo + height: halo + height + strip, halo: halo + width]
-                core_side = core.blocks[i + 1, j][:strip, :]
-                tasks.append(dask.delayed(_face_pairs)(halo_side, core_side, min_fraction))
+                tasks.append(dask.delayed(_face_pairs)(
+                    unique.blocks[i, j][y0 + height: y0 + height + strip, x0: x0 + width],
+                    core.blocks[i + 1, j][:strip, :], min_fraction))
+                tasks.append(dask.delayed(_face_pairs)(
+                    unique.blocks[i + 1, j][halo - strip: halo, x0: x0 + width],
+                    core.blocks[i, j][height - strip:, :], min_fraction))
     found = dask.compute(*tasks)
     return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
 
