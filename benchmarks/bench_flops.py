@@ -1,0 +1,64 @@
+"""How close the network runs to this CPU's limit: FLOPs per pixel, achieved GFLOP/s, matmul peak.
+
+    .venv/bin/python benchmarks/bench_flops.py
+
+FLOPs are counted by torch's FlopCounterMode on one forward pass (a multiply-add counts 2); the
+peak is a large square matrix product timed on the same machine, in fp32 and bf16.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import napari_attnseg as nas
+
+TILE, BATCH = 256, 4
+
+
+def _time(fn, repeats: int = 5) -> float:
+    fn()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def main() -> int:
+    network = nas.load_model().network.eval()
+    tiles = torch.randn(BATCH, 1, TILE, TILE).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        network(tiles)
+    flops = counter.get_total_flops()
+    per_pixel = flops / (BATCH * TILE * TILE)
+
+    rows = []
+    for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
+        def forward():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+                network(tiles)
+
+        seconds = _time(forward)
+        size = 2048
+        a = torch.randn(size, size, dtype=dtype or torch.float32)
+        b = torch.randn(size, size, dtype=dtype or torch.float32)
+        matmul = _time(lambda a=a, b=b: torch.mm(a, b))
+        achieved, peak = flops / seconds / 1e9, 2 * size**3 / matmul / 1e9
+        rows.append((name, seconds, achieved, peak))
+
+    print(f"network: {flops / 1e9:.2f} GFLOP per forward of {BATCH} x {TILE}^2 tiles = "
+          f"{per_pixel / 1e3:.1f} kFLOP per pixel; threads {torch.get_num_threads()}")
+    print(f"{'precision':>9s} {'forward s':>10s} {'GFLOP/s':>8s} {'matmul peak GFLOP/s':>20s} {'share of peak':>14s}")
+    for name, seconds, achieved, peak in rows:
+        print(f"{name:>9s} {seconds:10.3f} {achieved:8.1f} {peak:20.1f} {achieved / peak:13.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
