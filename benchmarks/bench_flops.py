@@ -40,7 +40,7 @@ def main() -> int:
 
     rows = []
     for name, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-        def forward():
+        def forward(dtype=dtype):
             with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
                 network(tiles)
 
