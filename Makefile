@@ -37,5 +37,14 @@ run: apt $(VENV)/.installed
 test: apt $(VENV)/.installed
 	$(PY) -m pytest -q
 
+benchmark: $(VENV)/.installed  # tables on stdout; JSON in runs/benchmarks/
+	mkdir -p runs/benchmarks
+	$(PY) -m pip install -q monai zarr  # for the comparison and the large-image run only
+	$(PY) benchmarks/bench_cpu.py --json runs/benchmarks/cpu.json
+	$(PY) benchmarks/bench_monai.py --json runs/benchmarks/monai.json
+	$(PY) benchmarks/bench_flops.py
+	$(PY) benchmarks/bench_finetune.py
+	$(PY) benchmarks/bench_large.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache runs
