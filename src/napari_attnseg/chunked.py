@@ -116,7 +116,7 @@ def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1
     if halo < 16 or halo >= chunk // 2:
         raise InputError(f"halo must be 16 .. chunk/2, got {halo} for chunks of {chunk}")
     array = array.rechunk(chunk)
-    if min(min(sizes) for sizes in array.chunks) <= halo:
+    if any(len(sizes) > 1 and min(sizes) <= halo for sizes in array.chunks):
         array = array.rechunk({0: _even_chunks(array.shape[0], chunk, halo),
                                1: _even_chunks(array.shape[1], chunk, halo)})
 
@@ -145,6 +145,8 @@ def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1
 def _even_chunks(length: int, chunk: int, halo: int) -> tuple[int, ...]:
     """Chunks of at most ``chunk`` whose last one is not thinner than the halo."""
     count = -(-length // chunk)
+    if count == 1:
+        return (length,)  # one chunk along this axis: no border, no halo needed
     base = length // count
     sizes = [base + (1 if index < length % count else 0) for index in range(count)]
     if min(sizes) <= halo:
