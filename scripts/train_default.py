@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from napari_attnseg.config import InferConfig, ModelConfig, TrainConfig
+from napari_attnseg.inference import drain
 from napari_attnseg.modelio import default_model_path, new_model, save_model
 from napari_attnseg.synthetic import synthetic_nuclei
 from napari_attnseg.training import train_steps
@@ -55,18 +56,15 @@ def main() -> int:
         "images from napari_attnseg.synthetic by scripts/train_default.py."
     )
     config = TRAIN.replace(max_epochs=args.epochs, patience=args.epochs)
-    steps = train_steps(model, images, labels, None, config,
-                        infer_config=InferConfig(device=config.device, tile_size=256))
-    while True:
-        try:
-            progress = next(steps)
-        except StopIteration as stop:
-            trained = stop.value
-            break
+
+    def report(progress) -> None:
         if progress.val is not None:
             log.info("epoch %3d step %5d loss %.3f val ap50 %.3f ap75 %.3f dice %.3f (%.0f s)",
                      progress.epoch, progress.step, progress.loss, progress.val["ap50"],
                      progress.val["ap75"], progress.val["dice"], progress.elapsed)
+
+    trained = drain(train_steps(model, images, labels, None, config,
+                                infer_config=InferConfig(device=config.device, tile_size=256)), report)
 
     trained.card["name"] = "attnseg-default-nuclei"
     trained.card["trained_on"] = (f"{N_IMAGES} synthetic {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} nuclei images "

@@ -143,7 +143,7 @@ def _segment(args: argparse.Namespace) -> int:
 
     from .config import InferConfig
     from .devices import resolve_device
-    from .inference import labels_from_prediction, predict_steps
+    from .inference import drain, labels_from_prediction, predict_steps
     from .io import read_image, write_labels
 
     config = InferConfig(device=args.device, tile_size=args.tile_size, overlap=min(32, args.tile_size // 2),
@@ -160,15 +160,11 @@ def _segment(args: argparse.Namespace) -> int:
             image = read_image(image_path)
             steps = predict_steps(image, model, config, channel_axis=args.channel_axis)
             with tqdm(total=1, desc=image_path.name, unit="tile", leave=False) as bar:
-                while True:
-                    try:
-                        progress = next(steps)
-                    except StopIteration as stop:
-                        prediction = stop.value
-                        break
-                    bar.total = progress.total
-                    bar.n = progress.done
+                def show(progress, bar=bar) -> None:
+                    bar.total, bar.n = progress.total, progress.done
                     bar.refresh()
+
+                prediction = drain(steps, show)
             labels = labels_from_prediction(prediction, model, config)
         except InputError as error:
             print(f"attnseg segment: skipped {image_path}: {error}", file=sys.stderr)
@@ -221,6 +217,7 @@ def _finetune(args: argparse.Namespace) -> int:
 
     from .config import TrainConfig
     from .devices import resolve_device
+    from .inference import drain
     from .io import read_image
     from .modelio import save_model
     from .training import train_steps
@@ -238,19 +235,15 @@ def _finetune(args: argparse.Namespace) -> int:
     labels = [read_image(path) for path in args.labels]
     masks = [read_image(path) > 0 for path in args.masks] if args.masks else None
     model = _load(args.model)
-    steps = train_steps(model, images, labels, masks, config)
     with tqdm(total=100, desc="fine-tuning", unit="%", bar_format="{l_bar}{bar}| {postfix}") as bar:
-        while True:
-            try:
-                progress = next(steps)
-            except StopIteration as stop:
-                tuned = stop.value
-                break
+        def show(progress) -> None:
             bar.n = int(100 * progress.fraction)
             if progress.val is not None:
                 bar.set_postfix(epoch=progress.epoch, loss=f"{progress.loss:.3f}",
                                 val_ap50=f"{progress.val['ap50']:.3f}")
             bar.refresh()
+
+        tuned = drain(train_steps(model, images, labels, masks, config), show)
     save_model(tuned, args.output)
     validation = tuned.card.get("validation") or {}
     if validation.get("before") and validation.get("after"):

@@ -121,13 +121,18 @@ def _forward(network, batch: np.ndarray, device, dtype, return_attention: bool):
     return class_probs, maps_array
 
 
-def drain(steps: Generator):
-    """Run a progress generator to the end and return its result."""
+def drain(steps: Generator, on_progress=None):
+    """Run a progress generator to the end and return its result.
+
+    ``on_progress``, if given, is called with every report the generator yields.
+    """
     while True:
         try:
-            next(steps)
+            report = next(steps)
         except StopIteration as stop:
             return stop.value
+        if on_progress is not None:
+            on_progress(report)
 
 
 def predict(image, model: SegModel, config: InferConfig | None = None, channel_axis=None,
