@@ -13,6 +13,7 @@ from skimage.feature import peak_local_max
 from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
 from .errors import InputError
+from .postprocess import remove_small  # noqa: F401  (one of the Correct widget's edits)
 
 
 def _require(labels: np.ndarray, label_id: int) -> np.ndarray:
@@ -105,18 +106,6 @@ def fill_holes(labels: np.ndarray) -> np.ndarray:
         holes = ndi.binary_fill_holes(own) & ~own & (labels[window] == 0)
         filled[window][holes] = label_id
     return filled
-
-
-def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Remove objects of fewer than ``min_size`` pixels."""
-    if labels.max(initial=0) > 4 * labels.size:  # sparse huge ids: count them without bincount
-        ids, counts = np.unique(labels, return_counts=True)
-        small_ids = ids[(counts < min_size) & (ids > 0)]
-        return np.where(np.isin(labels, small_ids), 0, labels).astype(labels.dtype, copy=False)
-    sizes = np.bincount(labels.ravel())
-    small = sizes < min_size
-    small[0] = False
-    return np.where(small[labels], 0, labels).astype(labels.dtype, copy=False)
 
 
 def relabel(labels: np.ndarray) -> np.ndarray:

@@ -45,15 +45,20 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return image
 
 
-def write_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
-    """Write int32 labels as a compressed TIFF, atomically (a crash never leaves half a file)."""
+def write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:
+    """Write ``array`` as a compressed TIFF, atomically (a crash never leaves half a file)."""
     import tifffile
 
     path = Path(path)
     buffer = _io.BytesIO()
-    tifffile.imwrite(buffer, np.asarray(labels, dtype=np.int32), compression="zlib")
+    tifffile.imwrite(buffer, np.asarray(array), compression="zlib")
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+def write_labels(path: str | os.PathLike, labels: np.ndarray) -> Path:
+    """Write labels as an int32 compressed TIFF, atomically."""
+    return write_tiff(path, np.asarray(labels, dtype=np.int32))
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

@@ -23,24 +23,28 @@ def instances_from_probabilities(
     foreground = (1.0 - background) > prob_threshold
     seeds_mask = (ndi.gaussian_filter(interior, 1.0) > seed_threshold) & foreground
     seeds, _ = ndi.label(seeds_mask)
-    seeds = _drop_small(seeds, max(min_size // 4, 2))
+    seeds = remove_small(seeds, max(min_size // 4, 2))
     elevation = boundary - interior
     labels = watershed(elevation, markers=seeds, mask=foreground)
     unseeded, count = ndi.label(foreground & (labels == 0))
     if count:
         labels = np.where(unseeded > 0, unseeded + labels.max(), labels)
-    labels = _drop_small(labels, min_size)
+    labels = remove_small(labels, min_size)
     return relabel_sequential(labels)[0].astype(np.int32)
 
 
-def _drop_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Zero every object of fewer than ``min_size`` pixels."""
-    if min_size <= 1 or labels.max() == 0:
+def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Zero every object of fewer than ``min_size`` pixels (the dtype is kept)."""
+    if min_size <= 1 or labels.max(initial=0) == 0:
         return labels
+    if labels.max() > 4 * labels.size:  # sparse huge ids: count them without bincount
+        ids, counts = np.unique(labels, return_counts=True)
+        small_ids = ids[(counts < min_size) & (ids > 0)]
+        return np.where(np.isin(labels, small_ids), 0, labels).astype(labels.dtype, copy=False)
     sizes = np.bincount(labels.ravel())
     too_small = sizes < min_size
     too_small[0] = False
-    return np.where(too_small[labels], 0, labels)
+    return np.where(too_small[labels], 0, labels).astype(labels.dtype, copy=False)
 
 
 def stitch_planes(planes: np.ndarray, stitch_threshold: float = 0.25) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ._atomic import atomic_write_bytes
 from .errors import InputError
-from .io import list_images, read_image
+from .io import list_images, read_image, write_labels, write_tiff
 
 logger = logging.getLogger(__name__)
 
@@ -151,18 +151,9 @@ class Project:
     def save_labels(self, entry: ImageEntry, labels: np.ndarray, checked: np.ndarray | None = None,
                     status: str | None = None) -> None:
         """Save labels (and the checked mask) atomically, then the statuses."""
-        import io
-
-        import tifffile
-
-        def tiff_bytes(array: np.ndarray) -> bytes:
-            buffer = io.BytesIO()
-            tifffile.imwrite(buffer, array, compression="zlib")
-            return buffer.getvalue()
-
-        atomic_write_bytes(self.labels_path(entry), tiff_bytes(np.asarray(labels, dtype=np.int32)))
+        write_labels(self.labels_path(entry), labels)
         if checked is not None:
-            atomic_write_bytes(self.checked_path(entry), tiff_bytes(np.asarray(checked, dtype=np.uint8)))
+            write_tiff(self.checked_path(entry), np.asarray(checked, dtype=np.uint8))
         if status is not None:
             if status not in STATUSES:
                 raise InputError(f"unknown status {status!r}")

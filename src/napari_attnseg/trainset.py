@@ -143,7 +143,7 @@ def _padded(sample: Sample, size: int):
 def validate(model: SegModel, samples: Sequence[Sample], infer_config: InferConfig) -> dict[str, float]:
     """Mean scores of ``model`` over the validation regions of ``samples``."""
     from .inference import labels_from_prediction, predict
-    from .postprocess import _drop_small
+    from .postprocess import remove_small
 
     network = model.network
     was_training = network.training
@@ -157,7 +157,7 @@ def validate(model: SegModel, samples: Sequence[Sample], infer_config: InferConf
         prediction = predict(crop, model, infer_config, channel_axis=0, prenormalised=True)
         predicted = labels_from_prediction(prediction, model, infer_config)
         region = sample.val_mask[window]
-        true_labels = _drop_small(np.where(region, sample.labels[window], 0), 2)
+        true_labels = remove_small(np.where(region, sample.labels[window], 0), 2)
         scores.append(evaluate(predicted, true_labels, mask=region))
     network.train(was_training)
     return {key: float(np.mean([score[key] for score in scores])) for key in scores[0]}
