@@ -51,6 +51,26 @@ def add_checked_layer(viewer: napari.Viewer, mask: np.ndarray, name: str, **kwar
                              colormap=colormap, **kwargs)
 
 
+def put_layer(viewer: napari.Viewer, name: str, data: np.ndarray, layer_type: type, **kwargs) -> None:
+    """Show ``data`` in the layer called ``name``: reuse it when it is of ``layer_type`` (and, for
+    labels, when the ids fit its dtype) — much cheaper than a new layer — else (re)create it."""
+    from napari.layers import Labels
+
+    existing = viewer.layers[name] if name in viewer.layers else None
+    if isinstance(existing, layer_type) and (layer_type is not Labels or data.max(initial=0) < 2**16 - 1
+                                             or existing.data.dtype != np.uint16):
+        existing.data = data.astype(existing.data.dtype, copy=False) if layer_type is Labels else data
+        return
+    if existing is not None:
+        viewer.layers.remove(name)
+    if kwargs.get("scale") is None:
+        kwargs.pop("scale", None)
+    if layer_type is Labels:
+        viewer.add_labels(labels_for_display(data), name=name, **kwargs)
+    else:
+        viewer.add_image(data, name=name, **kwargs)
+
+
 def is_checked_layer(name: str) -> bool:
     """Checked-region masks are Labels layers named '<image>_checked'."""
     return name.endswith("_checked")

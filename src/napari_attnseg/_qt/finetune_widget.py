@@ -204,13 +204,7 @@ class FinetuneWidget(QWidget):
         name = f"{layer.name}_tuned_labels"
 
         def show(result) -> None:
-            labels = _common.labels_for_display(result.labels)
-            if name in self.viewer.layers and self.viewer.layers[name].data.dtype == labels.dtype:
-                self.viewer.layers[name].data = labels
-            else:
-                if name in self.viewer.layers:
-                    self.viewer.layers.remove(name)
-                self.viewer.add_labels(labels, name=name, visible=True, scale=layer.scale)
+            _common.put_layer(self.viewer, name, result.labels, Labels, scale=layer.scale)
 
         self.segment_worker = start_worker(segment_steps, np.asarray(layer.data), model,
                                            None, -1 if layer.rgb else None,

@@ -174,7 +174,7 @@ class SegmentWidget(QWidget):
                 checked.data = np.zeros_like(np.asarray(checked.data))
         self.session.predictions[image_name] = PredictionRecord(labels.copy(), uncertainty)
         scale = self.viewer.layers[image_name].scale[-labels.ndim:]
-        self._put(names.labels, labels, Labels, scale=scale)
+        _common.put_layer(self.viewer, names.labels, labels, Labels, scale=scale)
         # Each new layer costs napari ~0.1 s of main-thread work (a vispy visual and its controls),
         # so the optional ones are off by default.
         extra = []
@@ -187,7 +187,8 @@ class SegmentWidget(QWidget):
             extra += [(f"{image_name}_attention_{level + 1}", attention[..., level, :, :], "viridis")
                       for level in range(attention.shape[-3])]
         for name, data, colormap in extra:
-            self._put(name, data, Image, scale=scale, colormap=colormap, visible=False, contrast_limits=(0, 1))
+            _common.put_layer(self.viewer, name, data, Image, scale=scale, colormap=colormap, visible=False,
+                              contrast_limits=(0, 1))
         self.viewer.layers.selection.active = self.viewer.layers[names.labels]
         self.status.setText(f"{image_name}: {int(labels.max())} objects "
                             f"({self.session.model_label}, {result.prediction.device})")
@@ -204,22 +205,6 @@ class SegmentWidget(QWidget):
         project.save_labels(entry, labels, np.zeros(labels.shape, dtype=bool) if clear_checked else None,
                             status="segmented")
         self.session.project_changed.emit()
-
-    def _put(self, name: str, data, layer_type, **kwargs) -> None:
-        scale = kwargs.pop("scale", None)
-        existing = self.viewer.layers[name] if name in self.viewer.layers else None
-        if isinstance(existing, layer_type) and (layer_type is not Labels or data.max(initial=0) < 2**16 - 1
-                                                 or existing.data.dtype != np.uint16):
-            existing.data = data.astype(existing.data.dtype, copy=False) if layer_type is Labels else data
-            return
-        if name in self.viewer.layers:
-            self.viewer.layers.remove(name)
-        if scale is not None:
-            kwargs["scale"] = scale
-        if layer_type is Labels:
-            self.viewer.add_labels(_common.labels_for_display(data), name=name, **kwargs)
-        else:
-            self.viewer.add_image(data, name=name, **kwargs)
 
     # -- segment the project ---------------------------------------------------------------------
     def start_all(self) -> None:
