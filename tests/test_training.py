@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -113,3 +115,44 @@ def test_rgb_training_image_is_recognised(tiny_model, nuclei_pair):
 def test_a_single_array_instead_of_a_list_is_explained(tiny_model, nuclei_pair):
     with pytest.raises(InputError, match="as lists"):
         nas.finetune(tiny_model, nuclei_pair[0], nuclei_pair[1], config=FAST)
+
+
+def test_tuned_card_records_provenance_without_pixels(tiny_model, nuclei_pair, tmp_path):
+    from napari_attnseg.card import array_sha256, weights_sha256
+    from napari_attnseg.modelio import load_model, save_model
+
+    image, truth = nuclei_pair
+    checked = np.zeros(image.shape, dtype=bool)
+    checked[:, :120] = True
+    config = FAST.replace(max_epochs=2)
+    tuned = nas.finetune(tiny_model, [image], [truth], masks=[checked], config=config, names=["cells.tif"])
+    record = load_model(save_model(tuned, tmp_path / "t.model")).card["record"]
+    assert record["base_model"]["name"] == "tiny"
+    assert record["base_model"]["weights_sha256"] == weights_sha256(tiny_model.network)
+    assert weights_sha256(nas.new_model(tiny_model.config, seed=1).network) != weights_sha256(tiny_model.network)
+    entry = record["images"][0]
+    assert entry["name"] == "cells.tif" and entry["sha256"] == array_sha256(image)
+    assert entry["shape"] == [192, 192] and entry["dtype"] == "uint16"
+    assert entry["checked_fraction"] == pytest.approx(120 / 192)
+    assert record["train_config"] == config.to_dict() and record["seed"] == 1
+    assert {"torch", "numpy", "napari-attnseg"} <= set(record["versions"])
+    assert record["validation"]["before"]["ap50"] >= 0 and record["validation"]["after"] is not None
+    assert record["wall_seconds"] > 0 and record["device"] == "cpu" and record["epochs"] == 2
+    assert len(json.dumps(record)) < 4000  # hashes and numbers, never pixels
+    summary = tuned.summary()
+    assert "cells.tif" in summary and "62.5% checked" in summary and "from tiny" in summary
+
+
+def test_content_hash_sees_shape_and_dtype():
+    from napari_attnseg.card import array_sha256
+
+    values = np.arange(12, dtype=np.uint16)
+    assert array_sha256(values) == array_sha256(values.copy())
+    assert array_sha256(values) != array_sha256(values.reshape(3, 4))
+    assert array_sha256(values) != array_sha256(values.view(np.int16))
+    assert array_sha256(values[::2]) == array_sha256(np.ascontiguousarray(values[::2]))
+
+
+def test_names_must_match_images(tiny_model, nuclei_pair):
+    with pytest.raises(InputError, match="one name per image"):
+        nas.finetune(tiny_model, [nuclei_pair[0]], [nuclei_pair[1]], config=FAST, names=["a.tif", "b.tif"])

@@ -243,7 +243,8 @@ def _finetune(args: argparse.Namespace) -> int:
                                 val_ap50=f"{progress.val['ap50']:.3f}")
             bar.refresh()
 
-        tuned = drain(train_steps(model, images, labels, masks, config), show)
+        tuned = drain(train_steps(model, images, labels, masks, config,
+                                  names=[path.name for path in args.images]), show)
     save_model(tuned, args.output)
     validation = tuned.card.get("validation") or {}
     if validation.get("before") and validation.get("after"):

@@ -19,3 +19,11 @@ class ModelFileError(AttnSegError):
 
 class DeviceError(AttnSegError, ValueError):
     """A device was asked for that this machine does not have."""
+
+
+class ExportError(AttnSegError):
+    """A model could not be exported, or the exported file does not reproduce the model."""
+
+
+class MissingExtraError(AttnSegError, ImportError):
+    """An optional dependency is not installed; the message names the pip extra to install."""

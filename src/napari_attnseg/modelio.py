@@ -23,6 +23,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from ._atomic import atomic_write_bytes
+from .card import record_lines
 from .config import ModelConfig
 from .errors import ConfigError, ModelFileError
 from .model import AttentionUNet, build_network, count_parameters
@@ -55,6 +56,10 @@ class SegModel:
         network = copy.deepcopy(self.network).to("cpu")
         return SegModel(network=network, config=self.config, card=copy.deepcopy(self.card))
 
+    def parameter_count(self) -> int:
+        """Trainable parameters (from the card for a model that runs from an exported file)."""
+        return count_parameters(self.network) or int(self.card.get("parameters", 0))
+
     def summary(self) -> str:
         """A few readable lines: name, architecture, size, training."""
         lines = [
@@ -63,7 +68,7 @@ class SegModel:
             f"task:        {self.config.task} ({self.config.n_classes} classes)",
             f"network:     attention U-Net, attention={self.config.attention}, "
             f"depth={self.config.depth}, base width={self.config.base_width}, "
-            f"{count_parameters(self.network):,} parameters",
+            f"{self.parameter_count():,} parameters",
             f"input:       {self.config.in_channels} channel(s), percentile normalisation "
             f"{self.config.norm_percentiles[0]}-{self.config.norm_percentiles[1]}",
             f"trained on:  {self.card.get('trained_on', '?')}",
@@ -74,6 +79,11 @@ class SegModel:
                          f"{best.get('val_ap50', float('nan')):.3f} at epoch {best.get('epoch')}")
         if self.card.get("description"):
             lines.append(f"description: {self.card['description']}")
+        source = self.card.get("source")
+        if isinstance(source, dict):
+            lines.append(f"runs from:   {source.get('format', '?')} file {source.get('file', '?')} "
+                         f"({source.get('runtime', '?')})")
+        lines.extend(record_lines(self.card))
         return "\n".join(lines)
 
 

@@ -14,11 +14,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .card import describe_images, training_record, weights_sha256
 from .config import InferConfig, TrainConfig
 from .devices import autocast, autocast_dtype, resolve_device
 from .errors import InputError
 from .inference import drain
-from .modelio import SegModel
+from .model import AttentionUNet
+from .modelio import SegModel, library_versions
 from .trainset import Sample, build_samples, sample_batch, split_validation, validate
 
 logger = logging.getLogger(__name__)
@@ -81,16 +83,29 @@ def train_steps(
     config: TrainConfig | None = None,
     channel_axis: int | None = None,
     infer_config: InferConfig | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> Generator[TrainProgress, None, SegModel]:
     """Fine-tune a copy of ``model`` on (image, labels, mask) triples; yields after every batch.
 
     Only pixels where ``masks`` is True count in the loss (None: every pixel). Returns the model with
     the best validation score (or the last one when nothing could be held back for validation).
-    The model passed in is never changed.
+    The model passed in is never changed. ``names`` (one per image, e.g. file names) go into the
+    training record of the returned model's card, beside content hashes of the images.
     """
     config = config or TrainConfig()
     infer_config = infer_config or InferConfig(device=config.device)
+    if not isinstance(model.network, AttentionUNet):
+        source = (model.card.get("source") or {}).get("file", "an exported file")
+        raise InputError(f"model {model.name!r} runs from {source} and cannot be fine-tuned; fine-tune the "
+                         "napari-attnseg model it was exported from")
+    if names is not None and len(names) != len(images):
+        raise InputError(f"got {len(images)} images but {len(names)} names; give one name per image")
     samples = build_samples(model, images, labels, masks, channel_axis)
+    provenance: dict[str, Any] = {
+        "images": describe_images(images, labels, masks, names),
+        "base_weights": weights_sha256(model.network),
+        "versions": library_versions(),
+    }
     rng = np.random.default_rng(config.seed)
     train_samples, val_samples = split_validation(samples, config.val_fraction, rng)
     device = resolve_device(config.device)
@@ -100,6 +115,7 @@ def train_steps(
     if device.type == "cpu":
         network = network.to(memory_format=torch.channels_last)
     dtype = autocast_dtype(device, config.precision)
+    provenance.update(device=str(device), precision=str(dtype).replace("torch.", "") if dtype else "float32")
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
     class_weights = _class_weights(working, config).to(device)
@@ -157,7 +173,7 @@ def train_steps(
         record["seconds"] = round(elapsed, 2)
         history.append(record)
         snapshot = _finish(working, best_state, history, samples, config, model, elapsed,
-                           validation) if improved else None
+                           validation, provenance) if improved else None
         stop = out_of_time or epochs_since_best >= config.patience or epoch == config.max_epochs
         yield TrainProgress(step, epoch, record["train_loss"], learning_rate, elapsed,
                             0.0 if stop else math.nan, 1.0 if stop else fraction, val=val_scores,
@@ -167,7 +183,7 @@ def train_steps(
             break
 
     elapsed = time.perf_counter() - start
-    return _finish(working, best_state, history, samples, config, model, elapsed, validation)
+    return _finish(working, best_state, history, samples, config, model, elapsed, validation, provenance)
 
 
 def _train_step(network, optimizer, batch, device, dtype, class_weights, scaler=None) -> float:
@@ -205,10 +221,11 @@ def _prefixed(scores: dict[str, float]) -> dict[str, float]:
 
 
 def _finish(working: SegModel, best_state, history, samples: list[Sample], config: TrainConfig,
-            base: SegModel, elapsed: float, validation: dict) -> SegModel:
+            base: SegModel, elapsed: float, validation: dict, provenance: dict) -> SegModel:
     """A CPU copy of the network with the best weights and an updated card.
 
-    ``card["validation"]`` holds the validation scores before training and of the kept weights.
+    ``card["validation"]`` holds the validation scores before training and of the kept weights;
+    ``card["record"]`` the training record (see card.py).
     """
     network = copy.deepcopy(working.network).to("cpu").to(memory_format=torch.channels_last)
     network.load_state_dict({key: value.to("cpu") for key, value in best_state.items()})
@@ -224,6 +241,12 @@ def _finish(working: SegModel, best_state, history, samples: list[Sample], confi
         "train_seconds": round(elapsed, 1),
         "validation": copy.deepcopy(validation),
         "history": list(base.history) + copy.deepcopy(history),
+        "record": training_record(
+            base.card, provenance["base_weights"], provenance["images"], config.to_dict(),
+            provenance["versions"], provenance["device"], provenance["precision"], elapsed,
+            epochs=max((record["epoch"] for record in history), default=0),
+            steps=max((record["step"] for record in history), default=0),
+            validation=copy.deepcopy(validation)),
     })
     return SegModel(network=network, config=working.config, card=card)
 
@@ -236,8 +259,12 @@ def finetune(
     max_seconds: float | None = None,
     config: TrainConfig | None = None,
     channel_axis: int | None = None,
+    names: Sequence[str | None] | None = None,
 ) -> SegModel:
-    """Fine-tune and return a new model; ``max_seconds`` overrides the config's time budget."""
+    """Fine-tune and return a new model; ``max_seconds`` overrides the config's time budget.
+
+    ``names`` (optional, one per image) are recorded in the model card with the images' hashes.
+    """
     config = config or TrainConfig()
     if max_seconds is not None:
         config = config.replace(max_seconds=max_seconds)
@@ -245,6 +272,6 @@ def finetune(
         raise InputError("give images and labels as lists, one array per image: images=[image]")
     if not images:
         raise InputError("finetune needs at least one image with labels")
-    tuned = drain(train_steps(model, images, labels, masks, config, channel_axis))
+    tuned = drain(train_steps(model, images, labels, masks, config, channel_axis, names=names))
     logger.info("fine-tuned for %d epochs in %.1f s", len(tuned.history), tuned.card["train_seconds"])
     return tuned

@@ -100,18 +100,22 @@ class FinetuneWidget(QWidget):
         images = [np.array(image_layer.data, copy=True)]
         labels = [np.array(labels_layer.data, copy=True)]
         masks = [np.asarray(checked_layer.data) > 0]
+        self.image_names = [image_layer.name]  # recorded (with content hashes) in the tuned model's card
         self.used_entries = []
         project = self.session.project
         if project is not None:
             current = self.session.current_entry
             if current is not None and current.stem != image_layer.name:
                 current = None  # training on a layer that is not the project image on screen
+            if current is not None:
+                self.image_names[0] = current.file
             for entry, image, entry_labels, checked in project.training_set():
                 if current is not None and entry.file == current.file:
                     continue  # the layers on screen are newer than its saved files
                 images.append(image)
                 labels.append(entry_labels)
                 masks.append(checked)
+                self.image_names.append(entry.file)
                 self.used_entries.append(entry)
             if current is not None and current not in self.used_entries:
                 self.used_entries.append(current)
@@ -138,7 +142,7 @@ class FinetuneWidget(QWidget):
         self.worker = start_worker(
             train_steps, model, images, labels, masks, config, channel_axis,
             description="Fine-tuning", on_yield=self._on_progress, on_return=self._adopt,
-            on_abort=self._on_abort, on_finish=lambda: self._set_running(False),
+            on_abort=self._on_abort, on_finish=lambda: self._set_running(False), names=self.image_names,
         )
 
     def stop(self) -> None:
