@@ -120,7 +120,11 @@ def library_versions() -> dict[str, str]:
 def save_model(model: SegModel, path: str | os.PathLike) -> Path:
     """Write ``model`` to ``path`` atomically (a crash leaves the previous file intact)."""
     path = Path(path)
+    if not isinstance(model.network, AttentionUNet):
+        raise ModelFileError(f"model {model.name!r} runs from an exported file, which cannot be re-saved as a "
+                             "napari-attnseg model file; share the exported file itself")
     card = dict(model.card)
+    card.pop("source", None)
     card["versions"] = library_versions()
     state = {key: tensor.detach().to("cpu").contiguous() for key, tensor in model.network.state_dict().items()}
     metadata = {
@@ -146,9 +150,20 @@ def default_model_path() -> Path:
     return Path(str(resources.files("napari_attnseg") / "weights" / DEFAULT_MODEL_FILE))
 
 
-def load_model(path: str | os.PathLike | None = None) -> SegModel:
-    """Load a model file, or the bundled default model when ``path`` is None. Never unpickles."""
+def load_model(path: str | os.PathLike | None = None, *, trust_code: bool = False) -> SegModel:
+    """Load a model file, or the bundled default model when ``path`` is None. Never unpickles.
+
+    Also reads what ``napari_attnseg.export`` writes: ``.onnx`` files (run by onnxruntime) and
+    bioimage.io packages (folder or zip); TorchScript files only with ``trust_code=True``, because
+    loading one runs the program inside it (see imported.py).
+    """
     path = default_model_path() if path is None else Path(path)
+    if path.is_dir() or (path.is_file() and (path.suffix.lower() == ".onnx" or _first_bytes(path, 2) == b"PK")):
+        from .imported import load_exported
+
+        model = load_exported(path, trust_code=trust_code)
+        if model is not None:
+            return model
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     payload = path.read_bytes()
@@ -177,6 +192,11 @@ def load_model(path: str | os.PathLike | None = None) -> SegModel:
     network.load_state_dict(state)
     network.eval()
     return SegModel(network=_cpu_layout(network), config=config, card=card)
+
+
+def _first_bytes(path: Path, count: int) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.read(count)
 
 
 def _cpu_layout(network: AttentionUNet) -> AttentionUNet:

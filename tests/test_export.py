@@ -1,0 +1,144 @@
+"""Export to ONNX / TorchScript / bioimage.io and back through the same segment() path."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+onnx = pytest.importorskip("onnx", reason="ONNX export needs the 'export' extra: pip install 'napari-attnseg[export]'")
+ort = pytest.importorskip("onnxruntime", reason="ONNX models run with onnxruntime from the 'export' extra")
+pytest.importorskip("onnxscript", reason="torch's ONNX exporter needs onnxscript from the 'export' extra")
+
+import napari_attnseg as nas  # noqa: E402
+from napari_attnseg import export  # noqa: E402
+from napari_attnseg.config import InferConfig, TrainConfig  # noqa: E402
+from napari_attnseg.errors import ExportError, InputError, MissingExtraError, ModelFileError  # noqa: E402
+from napari_attnseg.imported import OnnxNetwork  # noqa: E402
+from napari_attnseg.inference import predict  # noqa: E402
+from napari_attnseg.modelio import load_model, save_model  # noqa: E402
+
+FP32 = InferConfig(device="cpu", precision="fp32", tile_size=64, overlap=16)
+
+
+@pytest.fixture(scope="module")
+def tuned(nuclei_pair):
+    """The bundled model after two training steps: it finds nuclei and carries a training record."""
+    image, truth = nuclei_pair
+    config = TrainConfig(max_seconds=60, max_epochs=1, steps_per_epoch=2, batch_size=2, crop_size=64,
+                         learning_rate=1e-4, val_fraction=0.0, seed=0)
+    return nas.finetune(load_model(), [image], [truth], config=config, names=["cells.tif"])
+
+
+@pytest.fixture(scope="module")
+def onnx_export(tuned, tmp_path_factory):
+    path = tmp_path_factory.mktemp("onnx") / "tuned.onnx"
+    return path, export.export_onnx(tuned, path)
+
+
+def test_onnx_file_has_dynamic_axes_and_carries_config_and_card(tuned, onnx_export):
+    path, report = onnx_export
+    assert report["opset"] == 17 and report["max_abs_difference"] <= export.TOLERANCE
+    assert [tuple(shape) for shape in report["checked_shapes"]] == [(2, 1, 64, 96), (1, 1, 40, 88)]
+    proto = onnx.load(str(path))
+    input_dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [dim.dim_value for dim in input_dims][1] == 1
+    assert all(dim.dim_param for index, dim in enumerate(input_dims) if index != 1)  # batch, y, x free
+    metadata = {prop.key: prop.value for prop in proto.metadata_props}
+    assert json.loads(metadata[export.META_CONFIG]) == tuned.config.to_dict()
+    card = json.loads(metadata[export.META_CARD])
+    assert card["record"]["images"][0]["name"] == "cells.tif"
+    assert card["exported"]["max_abs_difference"] == report["max_abs_difference"]
+
+
+def test_onnx_model_segments_like_the_original(tuned, onnx_export, nuclei_pair):
+    image = nuclei_pair[0][:150, :170]  # not a multiple of the network's 8: tiles are padded
+    from_onnx = load_model(onnx_export[0])
+    assert isinstance(from_onnx.network, OnnxNetwork)
+    assert from_onnx.config == tuned.config and from_onnx.card["record"] == tuned.card["record"]
+    torch_probabilities = predict(image, tuned, FP32).probabilities
+    onnx_probabilities = predict(image, from_onnx, FP32).probabilities
+    assert np.abs(torch_probabilities - onnx_probabilities).max() < 1e-4
+    torch_labels, onnx_labels = nas.segment(image, tuned, FP32), nas.segment(image, from_onnx, FP32)
+    assert torch_labels.max() >= 5, "the tuned test model should find objects"
+    assert nas.evaluate(onnx_labels, torch_labels)["ap50"] >= 0.99
+    # the default precision (bf16 autocast on CPUs that have it) must not change what ONNX computes
+    np.testing.assert_array_equal(nas.segment(image, from_onnx, FP32.replace(precision="auto")), onnx_labels)
+    assert "runs from:   onnx file tuned.onnx" in from_onnx.summary()
+
+
+def test_onnx_network_tolerates_to_autocast_and_copies(onnx_export):
+    model = load_model(onnx_export[0])
+    network = model.network.to("cpu").to(memory_format=torch.channels_last).eval()
+    tensor = torch.rand(3, 1, 32, 48).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        plain = network(tensor)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits, maps = network(tensor, return_attention=True)
+    assert logits.dtype == torch.float32 and maps == [] and logits.shape == (3, 3, 32, 48)
+    torch.testing.assert_close(logits, plain)
+    torch.testing.assert_close(torch.softmax(plain, 1).sum(1), torch.ones(3, 32, 48))
+    copied = model.copy()
+    assert copied.network is not model.network and copied.network.session is model.network.session
+
+
+def test_an_onnx_model_is_not_fine_tuned_saved_or_exported_again(onnx_export, nuclei_pair, tmp_path):
+    model = load_model(onnx_export[0])
+    with pytest.raises(InputError, match="cannot be fine-tuned"):
+        nas.finetune(model, [nuclei_pair[0]], [nuclei_pair[1]], max_seconds=1)
+    with pytest.raises(ModelFileError, match="share the exported file"):
+        save_model(model, tmp_path / "x.model")
+    with pytest.raises(ExportError, match="already runs from an exported file"):
+        export.export_torchscript(model, tmp_path / "x.pt")
+
+
+def test_torchscript_round_trip_needs_trust_and_handles_other_sizes(tuned, nuclei_pair, tmp_path):
+    path = tmp_path / "tuned.pt"
+    report = export.export_torchscript(tuned, path)
+    assert report["max_abs_difference"] <= export.TOLERANCE
+    with pytest.raises(ModelFileError, match="trust"):
+        load_model(path)
+    scripted = load_model(path, trust_code=True)
+    assert scripted.config == tuned.config and scripted.card["record"] == tuned.card["record"]
+    image = nuclei_pair[0][:120, :100]
+    difference = predict(image, tuned, FP32).probabilities - predict(image, scripted, FP32).probabilities
+    assert np.abs(difference).max() < 1e-4
+
+
+def test_a_failed_check_writes_nothing(tiny_model, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "TOLERANCE", -1.0)
+    with pytest.raises(ExportError, match="does not reproduce"):
+        export.export_torchscript(tiny_model, tmp_path / "bad.pt")
+    assert not (tmp_path / "bad.pt").exists()
+
+
+def test_onnx_falls_back_to_the_torchscript_based_exporter(tuned, tmp_path, monkeypatch):
+    real_export = torch.onnx.export
+
+    def dynamo_fails(*args, dynamo=True, **kwargs):
+        if dynamo:
+            raise RuntimeError("unsupported operator")
+        return real_export(*args, dynamo=False, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", dynamo_fails)
+    report = export.export_onnx(tuned, tmp_path / "legacy.onnx")
+    assert report["exporter"] == "torchscript-based" and report["max_abs_difference"] <= export.TOLERANCE
+    assert load_model(tmp_path / "legacy.onnx").config == tuned.config
+
+
+def test_foreign_or_damaged_onnx_files_are_refused(onnx_export, tmp_path):
+    proto = onnx.load(str(onnx_export[0]))
+    del proto.metadata_props[:]
+    onnx.save(proto, str(tmp_path / "foreign.onnx"))
+    with pytest.raises(ModelFileError, match="not exported by napari-attnseg"):
+        load_model(tmp_path / "foreign.onnx")
+    (tmp_path / "broken.onnx").write_bytes(onnx_export[0].read_bytes()[:500])
+    with pytest.raises(ModelFileError, match="not a readable ONNX model"):
+        load_model(tmp_path / "broken.onnx")
+
+
+def test_missing_runtime_names_the_extra(onnx_export, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(MissingExtraError, match=r"pip install 'napari-attnseg\[export\]'"):
+        load_model(onnx_export[0])
