@@ -1,7 +1,10 @@
 """Export to ONNX / TorchScript / bioimage.io and back through the same segment() path."""
 
+import io
 import json
+import shutil
 import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -35,6 +38,15 @@ def tuned(nuclei_pair):
 def onnx_export(tuned, tmp_path_factory):
     path = tmp_path_factory.mktemp("onnx") / "tuned.onnx"
     return path, export.export_onnx(tuned, path)
+
+
+@pytest.fixture(scope="module")
+def package(tuned, tmp_path_factory):
+    pytest.importorskip("bioimageio.spec", reason="bioimage.io packages need bioimageio.spec from the 'export' extra")
+    from napari_attnseg.bioimageio import export_bioimageio
+
+    path = tmp_path_factory.mktemp("bioimageio") / "tuned.zip"
+    return path, export_bioimageio(tuned, path, authors=["Test Author"])
 
 
 def test_onnx_file_has_dynamic_axes_and_carries_config_and_card(tuned, onnx_export):
@@ -142,3 +154,69 @@ def test_missing_runtime_names_the_extra(onnx_export, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(MissingExtraError, match=r"pip install 'napari-attnseg\[export\]'"):
         load_model(onnx_export[0])
+
+
+def test_bioimageio_package_validates_offline_and_loads_as_zip_and_folder(tuned, package, nuclei_pair, tmp_path):
+    from napari_attnseg.bioimageio import validate_package
+
+    path, report = package
+    assert report["validation"] == "valid-format" and validate_package(path) == "valid-format"
+    folder = tmp_path / "unpacked"
+    shutil.unpack_archive(path, folder)
+    image = nuclei_pair[0][:96, :140]
+    reference = predict(image, tuned, FP32).probabilities
+    for source in (path, folder):
+        loaded = load_model(source)
+        assert loaded.config == tuned.config and loaded.card["record"] == tuned.card["record"]
+        assert np.abs(predict(image, loaded, FP32).probabilities - reference).max() < 1e-4
+
+
+def test_bioimageio_test_tensors_follow_the_declared_preprocessing(tuned, package):
+    import yaml
+
+    from napari_attnseg.bioimageio import scale_range
+
+    with zipfile.ZipFile(package[0]) as archive:
+        rdf = yaml.safe_load(archive.read("rdf.yaml"))
+        members = {name: archive.read(name) for name in archive.namelist()}
+    assert {"README.md", "cover.png", "weights.onnx", "weights_torchscript.pt"} <= set(members)
+    assert rdf["license"] == "BSD-3-Clause" and rdf["format_version"].startswith("0.5")
+    (raw_tensor,), (output_tensor,) = rdf["inputs"], rdf["outputs"]
+    assert [axis.get("size") for axis in raw_tensor["axes"][2:]] == [{"min": 8, "step": 8}] * 2
+    (step,) = raw_tensor["preprocessing"]
+    assert step["id"] == "scale_range" and step["kwargs"]["axes"] == ["y", "x"]
+    assert (step["kwargs"]["min_percentile"], step["kwargs"]["max_percentile"]) == tuned.config.norm_percentiles
+    assert output_tensor["axes"][1]["channel_names"] == ["background", "interior", "boundary"]
+    raw = np.load(io.BytesIO(members[raw_tensor["test_tensor"]["source"]]))
+    expected = np.load(io.BytesIO(members[output_tensor["test_tensor"]["source"]]))
+    normalised = scale_range(raw, step["kwargs"]["min_percentile"], step["kwargs"]["max_percentile"])
+    session = ort.InferenceSession(members[rdf["weights"]["onnx"]["source"]], providers=["CPUExecutionProvider"])
+    assert np.abs(session.run(None, {session.get_inputs()[0].name: normalised})[0] - expected).max() < 1e-4
+    assert np.allclose(expected.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_tampered_package_fails_validation(package, tmp_path):
+    from napari_attnseg.bioimageio import validate_package
+
+    tampered = tmp_path / "tampered.zip"
+    with zipfile.ZipFile(package[0]) as source, zipfile.ZipFile(tampered, "w") as target:
+        for name in source.namelist():
+            payload = source.read(name)
+            if name == "test_output.npy":
+                payload = payload[:-4] + b"\x00\x00\x80\x3f"
+            target.writestr(name, payload)
+    with pytest.raises(ExportError, match="invalid"):
+        validate_package(tampered)
+
+
+def test_a_package_of_someone_else_is_refused(package, tmp_path):
+    import yaml
+
+    folder = tmp_path / "foreign"
+    shutil.unpack_archive(package[0], folder)
+    rdf = yaml.safe_load((folder / "rdf.yaml").read_text())
+    del rdf["config"]
+    (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf))
+    with pytest.raises(ModelFileError, match="did not export"):
+        load_model(folder)
+
