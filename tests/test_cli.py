@@ -60,6 +60,8 @@ def test_existing_output_is_not_overwritten_silently(workspace, capsys):
         (["evaluate", "a.tif"], "required"),
         (["segment", "x.tif", "-o", "o", "--device", "tpu"], "invalid choice"),
         (["finetune", "--images", "a.tif", "b.tif", "--labels", "a.tif", "-o", "m"], "one label file per image"),
+        (["export", "default", "--format", "keras", "-o", "m.h5"], "invalid choice"),
+        (["export", "missing.model", "--format", "torchscript", "-o", "m.pt"], "not found"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, fragment, tmp_path):
@@ -78,3 +80,40 @@ def test_unreadable_image_is_skipped_with_a_message(workspace, capsys):
     assert code == 2
     assert "broken.tif" in capsys.readouterr().err
     assert (workspace / "out" / "cells_labels.tif").exists()
+
+
+def test_export_torchscript_then_info_needs_trust(workspace, capsys):
+    pytest.importorskip("onnx", reason="attnseg export needs the 'export' extra")
+    w = workspace
+    assert main(["export", str(w / "tiny.model"), "--format", "torchscript", "-o", str(w / "tiny.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "torchscript: max abs difference to torch" in out and "wrote" in out
+    assert main(["export", str(w / "tiny.model"), "--format", "torchscript", "-o", str(w / "tiny.pt")]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["info", str(w / "tiny.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--trust-code" in err[0]
+    assert main(["info", str(w / "tiny.pt"), "--trust-code"]) == 0
+    assert "runs from:   torchscript file tiny.pt" in capsys.readouterr().out
+
+
+def test_segment_with_an_exported_onnx_model(workspace, capsys):
+    pytest.importorskip("onnxruntime", reason="ONNX models need the 'export' extra")
+    pytest.importorskip("onnxscript", reason="ONNX export needs the 'export' extra")
+    w = workspace
+    assert main(["export", str(w / "tiny.model"), "--format", "onnx", "-o", str(w / "tiny.onnx")]) == 0
+    assert "onnx: opset 17, max abs difference" in capsys.readouterr().out
+    assert main(["segment", str(w / "cells.tif"), "-o", str(w / "out"), "--model", str(w / "tiny.onnx")]) == 0
+    from napari_attnseg import load_model, segment
+
+    expected = segment(tifffile.imread(w / "cells.tif"), load_model(w / "tiny.onnx"))
+    np.testing.assert_array_equal(tifffile.imread(w / "out" / "cells_labels.tif"), expected)
+
+
+def test_export_without_the_extra_names_it(workspace, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    code = main(["export", str(workspace / "tiny.model"), "--format", "onnx", "-o", str(workspace / "x.onnx")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pip install 'napari-attnseg[export]'" in err[0]
+    assert not (workspace / "x.onnx").exists()

@@ -56,7 +56,8 @@ def _cover(raw: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
     """A 2:1 RGB picture: the test image beside its foreground probability (magenta on grey)."""
     grey = scale_range(raw[0, :1], 1.0, 99.8)[0].clip(0, 1)
     foreground = 1.0 - probabilities[0, 0]
-    overlay = np.stack([np.maximum(grey, foreground), grey * (1 - 0.5 * foreground), np.maximum(grey, foreground)])
+    tinted = grey * (1 - 0.5 * foreground)
+    overlay = np.stack([tinted + 0.5 * foreground, tinted, tinted + 0.5 * foreground])
     left = np.stack([grey] * 3)
     picture = np.concatenate([left, overlay], axis=2).transpose(1, 2, 0)
     return (picture * 255).round().astype(np.uint8)

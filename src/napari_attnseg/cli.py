@@ -27,6 +27,8 @@ examples:
   attnseg segment images/*.tif -o labels_tuned/ --model my.model
   attnseg evaluate labels_tuned/a_labels.tif truth/a.tif
   attnseg info my.model
+  attnseg export my.model --format bioimageio -o my_model.zip
+  attnseg segment images/*.tif -o labels_onnx/ --model my.onnx
 """
 
 
@@ -94,6 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = commands.add_parser("info", help="describe a model file (or 'default')")
     info.add_argument("model", metavar="MODEL", help="a model file, or 'default' for the bundled one")
+    _add_trust_option(info)
+
+    exp = commands.add_parser(
+        "export", help="export a model to ONNX, TorchScript or a bioimage.io package",
+        description="Export a model for other tools; every export is run and compared with torch before it is "
+                    "written. Needs `pip install 'napari-attnseg[export]'`.")
+    exp.add_argument("model", metavar="MODEL", help="a model file, or 'default' for the bundled one")
+    exp.add_argument("--format", required=True, choices=("onnx", "torchscript", "bioimageio"),
+                     help="onnx (onnxruntime and most runtimes), torchscript (PyTorch without our code), "
+                          "bioimageio (a model-zoo package: a folder, or a .zip)")
+    exp.add_argument("-o", "--output", type=Path, required=True, metavar="PATH",
+                     help="file to write (.onnx, .pt), or package folder / .zip")
+    exp.add_argument("--opset", type=int, default=17, help="ONNX operator set (default 17)")
+    exp.add_argument("--author", action="append", metavar="NAME",
+                     help="author named in a bioimage.io package (repeatable)")
+    exp.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    _add_trust_option(exp)
     return parser
 
 
@@ -102,6 +121,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="model file (default: the bundled nuclei model)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="where to compute (default auto: cuda, then mps, then cpu)")
+    _add_trust_option(parser)
+
+
+def _add_trust_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--trust-code", action="store_true",
+                        help="allow a TorchScript model: loading one runs the program inside it")
 
 
 def _version() -> str:
@@ -115,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     handlers = {"segment": _segment, "finetune": _finetune, "evaluate": _evaluate, "info": _info,
-                "segment-zarr": _segment_zarr}
+                "segment-zarr": _segment_zarr, "export": _export}
     try:
         return handlers[args.command](args)
     except AttnSegError as error:
@@ -130,12 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _load(model_argument: str | None):
+def _load(model_argument: str | None, trust_code: bool = False):
     from .modelio import load_model
 
     if model_argument in (None, "default"):
         return load_model()
-    return load_model(Path(model_argument))
+    return load_model(Path(model_argument), trust_code=trust_code)
 
 
 def _segment(args: argparse.Namespace) -> int:
@@ -151,7 +176,7 @@ def _segment(args: argparse.Namespace) -> int:
     resolve_device(config.device)  # an absent GPU is reported before any work starts
     outputs = [args.output / f"{image.stem}_labels.tif" for image in args.images]
     _check_inputs(args.images, outputs, args.overwrite)
-    model = _load(args.model)
+    model = _load(args.model, args.trust_code)
     args.output.mkdir(parents=True, exist_ok=True)
     failed = 0
     for image_path, output in tqdm(list(zip(args.images, outputs)), desc="images", unit="image",
@@ -195,7 +220,8 @@ def _segment_zarr(args: argparse.Namespace) -> int:
         raise InputError(f"no such zarr array: {args.source}")
     if Path(args.output).exists():
         raise InputError(f"{args.output} exists; choose a new output path")
-    segment_zarr(args.source, args.output, _load(args.model), config, args.chunk, args.halo, args.scheduler)
+    model = _load(args.model, args.trust_code)
+    segment_zarr(args.source, args.output, model, config, args.chunk, args.halo, args.scheduler)
     print(f"wrote {args.output}")
     return 0
 
@@ -234,7 +260,7 @@ def _finetune(args: argparse.Namespace) -> int:
     images = [read_image(path) for path in args.images]
     labels = [read_image(path) for path in args.labels]
     masks = [read_image(path) > 0 for path in args.masks] if args.masks else None
-    model = _load(args.model)
+    model = _load(args.model, args.trust_code)
     with tqdm(total=100, desc="fine-tuning", unit="%", bar_format="{l_bar}{bar}| {postfix}") as bar:
         def show(progress) -> None:
             bar.n = int(100 * progress.fraction)
@@ -280,8 +306,37 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_model, require
+
+    needs = {"onnx": ["onnx", "onnxscript", "onnxruntime"], "torchscript": [],
+             "bioimageio": ["onnx", "onnxscript", "onnxruntime", "bioimageio.spec"]}
+    for module in needs[args.format]:
+        require(module, f"export --format {args.format}")
+    output = args.output
+    if output.exists() and not (args.overwrite and output.is_file()):
+        raise InputError(f"{output} exists; " + ("pass --overwrite to replace it" if output.is_file()
+                                                 else "choose a new path for the package"))
+    if not (output.parent if str(output.parent) else Path(".")).is_dir():
+        raise InputError(f"folder {output.parent} does not exist")
+    model = _load(args.model, args.trust_code)
+    options = {"onnx": {"opset": args.opset}, "torchscript": {},
+               "bioimageio": {"authors": args.author}}[args.format]
+    report = export_model(model, output, args.format, **options)
+    for kind in ("onnx", "torchscript"):
+        details = report if report["format"] == kind else report.get(kind)
+        if details:
+            opset = f" opset {details['opset']}," if kind == "onnx" else ""
+            print(f"{kind}:{opset} max abs difference to torch {details['max_abs_difference']:.1e} "
+                  f"on shapes {details['checked_shapes']}")
+    if report["format"] == "bioimageio":
+        print(f"bioimage.io validation (bioimageio.spec, offline): {report['validation']}")
+    print(f"wrote {output}")
+    return 0
+
+
 def _info(args: argparse.Namespace) -> int:
-    model = _load(args.model)
+    model = _load(args.model, args.trust_code)
     print(model.summary())
     return 0
 
