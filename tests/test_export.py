@@ -161,6 +161,7 @@ def test_bioimageio_package_validates_offline_and_loads_as_zip_and_folder(tuned,
 
     path, report = package
     assert report["validation"] == "valid-format" and validate_package(path) == "valid-format"
+    assert report["max_abs_difference"] <= export.TOLERANCE
     folder = tmp_path / "unpacked"
     shutil.unpack_archive(path, folder)
     image = nuclei_pair[0][:96, :140]
@@ -220,3 +221,13 @@ def test_a_package_of_someone_else_is_refused(package, tmp_path):
     with pytest.raises(ModelFileError, match="did not export"):
         load_model(folder)
 
+
+
+def test_a_package_never_lands_in_a_folder_that_holds_files(tiny_model, tmp_path):
+    pytest.importorskip("bioimageio.spec", reason="bioimage.io packages need bioimageio.spec from the 'export' extra")
+    from napari_attnseg.bioimageio import export_bioimageio
+
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="exists"):
+        export_bioimageio(tiny_model, tmp_path)
+    assert sorted(item.name for item in tmp_path.iterdir()) == ["notes.txt"]

@@ -178,9 +178,10 @@ def validate_package(path: str | os.PathLike) -> str:
 
 def export_bioimageio(model: SegModel, path: str | os.PathLike, authors: Sequence[str] | None = None,
                       description: str | None = None, validate: bool = True) -> dict[str, Any]:
-    """Write a bioimage.io model package to ``path``: a zip if it ends in ``.zip``, else a folder.
+    """Write a bioimage.io model package to ``path``: a zip if it ends in ``.zip`` (an older zip is
+    replaced), else a new or empty folder.
 
-    Returns a report with each format's export check and the validation status.
+    Returns a report: validation status, the largest difference to torch, each format's export check.
     """
     require("yaml", "Writing a bioimage.io package")
     require("bioimageio.spec", "Writing a bioimage.io package")
@@ -189,7 +190,8 @@ def export_bioimageio(model: SegModel, path: str | os.PathLike, authors: Sequenc
     import yaml
 
     path = Path(path)
-    if path.exists() and (path.is_file() or any(path.iterdir())):
+    zipped = path.suffix.lower() == ".zip"
+    if path.is_dir() and (zipped or any(path.iterdir())) or (path.is_file() and not zipped):
         raise InputError(f"{path} exists; choose a new path for the bioimage.io package")
     authors = list(authors or [str(model.card.get("author") or "napari-attnseg user")])
     staging = Path(tempfile.mkdtemp(prefix=".bioimageio-", dir=path.parent if path.parent.exists() else None))
@@ -211,8 +213,8 @@ def export_bioimageio(model: SegModel, path: str | os.PathLike, authors: Sequenc
         rdf = json.loads(json.dumps(_rdf(model, files, reports, authors, description), default=_json_default))
         (staging / "rdf.yaml").write_text(yaml.safe_dump(rdf, sort_keys=False, allow_unicode=True), encoding="utf-8")
         status = validate_package(staging) if validate else "not validated"
-        if path.suffix.lower() == ".zip":
-            _zip_folder(staging, path)
+        if zipped:
+            _zip_folder(staging, path)  # replaces an older zip atomically
         else:
             if path.exists():
                 path.rmdir()
@@ -220,7 +222,8 @@ def export_bioimageio(model: SegModel, path: str | os.PathLike, authors: Sequenc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("wrote bioimage.io package %s (%s)", path, status)
-    return {"format": "bioimageio", "path": str(path), "validation": status, **reports}
+    worst = max(report["max_abs_difference"] for report in reports.values())
+    return {"format": "bioimageio", "path": str(path), "validation": status, "max_abs_difference": worst, **reports}
 
 
 def _zip_folder(folder: Path, path: Path) -> None:
