@@ -19,3 +19,7 @@ class ModelFileError(AttnSegError):
 
 class DeviceError(AttnSegError, ValueError):
     """A device was asked for that this machine does not have."""
+
+
+class OutOfMemory(AttnSegError, MemoryError):
+    """Not enough memory for a job even after shrinking tiles and batches."""
