@@ -14,6 +14,7 @@ from .data import as_channels_first, normalize
 from .devices import autocast, autocast_dtype, resolve_device
 from .errors import OutOfMemory
 from .memory import TilePlan, is_out_of_memory, plan_tiles, release_cached_memory
+from .model.fused import inference_network
 from .modelio import SegModel
 from .postprocess import instances_from_probabilities, stitch_planes
 from .tiling import Blender, TileGrid
@@ -77,9 +78,7 @@ def predict_steps(
     planes, is_stack = _planes(image, model, channel_axis, prenormalised)
     device = resolve_device(config.device)
     dtype = autocast_dtype(device, config.precision)
-    network = model.network.eval().to(device)
-    if device.type == "cpu":
-        network = network.to(memory_format=torch.channels_last)
+    network = inference_network(model.network, device)
 
     plan = plan_tiles(model.config, config, device)
     probabilities, attention = [], []
