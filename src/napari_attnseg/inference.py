@@ -11,7 +11,7 @@ import torch
 
 from .config import InferConfig
 from .data import as_channels_first, normalize
-from .devices import autocast, autocast_dtype, resolve_device
+from .devices import autocast, autocast_dtype, host_to_device, resolve_device
 from .errors import OutOfMemory
 from .memory import TilePlan, is_out_of_memory, plan_tiles, release_cached_memory
 from .model.fused import inference_network
@@ -155,18 +155,8 @@ def _predict_plane(plane, network, model: SegModel, plan: TilePlan, device, dtyp
     return blender.result(), (attention_blender.result() if attention_blender is not None else None)
 
 
-def _to_device(batch: np.ndarray, device: torch.device) -> torch.Tensor:
-    """The batch as a tensor on ``device``: channels-last on a CPU, through pinned memory to CUDA."""
-    tensor = torch.from_numpy(batch)
-    if device.type == "cpu":
-        return tensor.contiguous(memory_format=torch.channels_last)
-    if device.type == "cuda":  # page-locked memory lets the copy run asynchronously
-        return tensor.pin_memory().to(device, non_blocking=True)
-    return tensor.to(device)
-
-
 def _forward(network, batch: np.ndarray, device, dtype, return_attention: bool):
-    tensor = _to_device(batch, device)
+    tensor = host_to_device(batch, device)
     with torch.inference_mode(), autocast(device, dtype):
         output = network(tensor, return_attention=return_attention)
     logits, maps = output if return_attention else (output, [])
