@@ -10,27 +10,81 @@ dask runs the chunks; point ``scheduler`` at a ``dask.distributed`` scheduler to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from .config import InferConfig
 from .errors import InputError
 
 
-def _segment_block(block: np.ndarray, model, config: InferConfig, low: float, high: float) -> np.ndarray:
-    from .inference import labels_from_prediction, predict
+def _segment_block_steps(block: np.ndarray, model, config: InferConfig, low: np.ndarray, scale: np.ndarray):
+    """Labels (int32) of one (C, y, x) block, yielding the tile progress of its prediction."""
+    from .inference import labels_from_prediction, predict_steps
 
     # One normalisation for the whole image: per-chunk percentiles would make neighbours disagree.
-    normalised = (block.astype(np.float32) - low) / max(high - low, 1e-6)
-    prediction = predict(normalised, model, config, prenormalised=True)
+    normalised = (block.astype(np.float32) - low) / scale
+    prediction = yield from predict_steps(normalised, model, config, channel_axis=0, prenormalised=True)
     return labels_from_prediction(prediction, model, config).astype(np.int32)
 
 
-def _global_range(array, percentiles: tuple[float, float], max_samples: int = 4_000_000) -> tuple[float, float]:
-    """The normalisation percentiles of the whole image, from a regular subsample of it."""
-    step = max(1, int(np.ceil(np.sqrt(array.size / max_samples))))
-    sample = np.asarray(array[::step, ::step].compute(), dtype=np.float32)
-    low, high = np.percentile(sample, percentiles)
-    return float(low), float(high)
+def _segment_block(block: np.ndarray, model, config: InferConfig, low: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    from .inference import drain
+
+    return drain(_segment_block_steps(block, model, config, low, scale))
+
+
+def _global_range(array, percentiles: tuple[float, float],
+                  max_samples: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel normalisation offset and scale ((C, 1, 1) float32) of a whole (C, Y, X) image,
+    from a regular subsample of it."""
+    step = max(1, int(np.ceil(np.sqrt(array.size / array.shape[0] / max_samples))))
+    sample = np.asarray(array[:, ::step, ::step].compute(), dtype=np.float32)
+    low, high = np.percentile(sample.reshape(len(sample), -1), percentiles, axis=1)
+    scale = np.maximum(high - low, 1e-6)
+    return low.astype(np.float32)[:, None, None], scale.astype(np.float32)[:, None, None]
+
+
+def _model_input(image, in_channels: int, channel_axis: int | None, chunk: int):
+    """The image as a lazy (C, Y, X) dask array with the model's channels; level 0 of a pyramid."""
+    import dask.array as da
+
+    if isinstance(image, Sequence):  # a multiscale pyramid (a list, or napari's MultiScaleData)
+        image = image[0]
+    array = image if isinstance(image, da.Array) else da.from_array(image, chunks=chunk)
+    if channel_axis is None:
+        if array.ndim != 2:
+            raise InputError(f"chunked segmentation takes a 2D image (or give its channel axis), "
+                             f"got shape {array.shape}")
+        return array[np.newaxis]
+    if array.ndim != 3 or not -3 <= channel_axis < 3:
+        raise InputError(f"chunked segmentation takes a 2D image with one channel axis, got shape "
+                         f"{array.shape} with channel axis {channel_axis}")
+    array = da.moveaxis(array, channel_axis, 0)
+    channels = array.shape[0]
+    if channels != in_channels:
+        if in_channels == 1 and channels in (3, 4):
+            # An RGB(A) rendering of a single-channel stain: average the colour channels, drop alpha.
+            return array[:3].astype(np.float32).mean(axis=0, keepdims=True)
+        raise InputError(f"the model reads {in_channels} channel(s) but the image has {channels}")
+    return array
+
+
+def _prepare(image, model, chunk: int, halo: int, channel_axis: int | None):
+    """(C, Y, X) input chunked spatially, the same with halos, and the global normalisation."""
+    import dask.array as da
+
+    array = _model_input(image, model.config.in_channels, channel_axis, chunk)
+    if halo < 16 or halo >= chunk // 2:
+        raise InputError(f"halo must be 16 .. chunk/2, got {halo} for chunks of {chunk}")
+    array = array.rechunk({0: -1, 1: chunk, 2: chunk})
+    if any(len(sizes) > 1 and min(sizes) <= halo for sizes in array.chunks[1:]):
+        array = array.rechunk({1: _even_chunks(array.shape[1], chunk, halo),
+                               2: _even_chunks(array.shape[2], chunk, halo)})
+    # No padding at the image's own edges: mirrored nuclei there would be segmented differently.
+    with_halo = da.overlap.overlap(array, depth={0: 0, 1: halo, 2: halo}, boundary="none")
+    low, scale = _global_range(array, model.config.norm_percentiles)
+    return with_halo, low, scale
 
 
 def _block_max(block: np.ndarray) -> np.ndarray:
@@ -95,37 +149,31 @@ def _component_sizes(block: np.ndarray, component: np.ndarray) -> tuple[np.ndarr
 
 
 def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1024, halo: int = 64,
-                 min_fraction: float = 0.5):
+                 min_fraction: float = 0.5, channel_axis: int | None = None):
     """Lazy int32 instance labels (a dask array) for a large 2D image (numpy, zarr or dask).
 
     Args:
         chunk: edge of the square chunks each task segments.
         halo: context around each chunk; make it larger than the largest object's radius.
         min_fraction: how much of the smaller part two pieces across a border must share to join.
+        channel_axis: the image's channel axis, if it has one; the labels are (Y, X).
 
     The per-chunk segmentation is computed once (kept in the cluster's memory) to find the joins;
     ``.compute()`` or ``.to_zarr()`` on the result then only renumbers.
     """
+    config = config or InferConfig()
+    with_halo, low, scale = _prepare(image, model, chunk, halo, channel_axis)
+    # The one expensive step, kept in (cluster) memory: everything after it only reads it.
+    local = with_halo.map_blocks(_segment_block, model=model, config=config, low=low, scale=scale,
+                                 drop_axis=0, dtype=np.int32).persist()
+    return _joined(local, halo, min_fraction, config.min_size)
+
+
+def _joined(local, halo: int, min_fraction: float, min_size: int):
+    """Final labels (lazy) from per-chunk labels with halos: unique ids, border joins, size filter."""
     import dask
     import dask.array as da
 
-    config = config or InferConfig()
-    array = image if isinstance(image, da.Array) else da.from_array(image, chunks=chunk)
-    if array.ndim != 2:
-        raise InputError(f"chunked segmentation takes a 2D image, got shape {array.shape}")
-    if halo < 16 or halo >= chunk // 2:
-        raise InputError(f"halo must be 16 .. chunk/2, got {halo} for chunks of {chunk}")
-    array = array.rechunk(chunk)
-    if any(len(sizes) > 1 and min(sizes) <= halo for sizes in array.chunks):
-        array = array.rechunk({0: _even_chunks(array.shape[0], chunk, halo),
-                               1: _even_chunks(array.shape[1], chunk, halo)})
-
-    # No padding at the image's own edges: mirrored nuclei there would be segmented differently.
-    with_halo = da.overlap.overlap(array, depth=halo, boundary="none")
-    # The one expensive step, kept in (cluster) memory: everything after it only reads it.
-    low, high = _global_range(array, model.config.norm_percentiles)
-    local = with_halo.map_blocks(_segment_block, model=model, config=config, low=low, high=high,
-                                 dtype=np.int32).persist()
     maxes = local.map_blocks(_block_max, chunks=(1, 1), dtype=np.int64).compute()
     offsets = np.concatenate([[0], np.cumsum(maxes.ravel())[:-1]]).reshape(maxes.shape)
     unique = local.map_blocks(_offset, offsets=offsets, dtype=np.int64)
@@ -138,7 +186,7 @@ def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1
     for objects, counts in dask.compute(*[dask.delayed(_component_sizes)(block, component)
                                           for block in core.to_delayed().ravel()]):
         np.add.at(sizes, objects, counts)
-    mapping = _final_ids(component, sizes, config.min_size)
+    mapping = _final_ids(component, sizes, min_size)
     return core.map_blocks(lambda block: mapping[block].astype(np.int32), dtype=np.int32)
 
 
