@@ -11,6 +11,9 @@ dask runs the chunks; point ``scheduler`` at a ``dask.distributed`` scheduler to
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generator
 
 import numpy as np
 
@@ -239,23 +242,144 @@ def _border_pairs(unique, core, halo: int, min_fraction: float) -> np.ndarray:
     return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
 
 
-def segment_zarr(source: str, destination: str, model, config: InferConfig | None = None,
-                 chunk: int = 1024, halo: int = 64, scheduler: str | None = None) -> None:
-    """Segment a 2D zarr array chunk by chunk into a new int32 zarr array at ``destination``.
+def segment_zarr(source: str, destination: str | None, model, config: InferConfig | None = None,
+                 chunk: int = 1024, halo: int = 64, scheduler: str | None = None, name: str = "attnseg",
+                 levels: int = 3) -> str:
+    """Segment a 2D zarr array or an OME-Zarr image chunk by chunk; return where the labels went.
 
+    A plain array's labels become a new int32 zarr array at ``destination``. An OME-Zarr image's
+    labels become an OME-Zarr labels image ``<source>/labels/<name>`` (or a standalone one at
+    ``destination``) with up to ``levels`` resolution levels and the image's pixel size.
     ``scheduler``: address of a dask.distributed scheduler (e.g. "tcp://10.0.0.5:8786"); None runs
     on this machine's threads.
     """
     import dask.array as da
+    import zarr
 
+    from .ome_zarr import check_labels_target, is_ome_zarr, open_ome_image, write_labels_image
+
+    ome_image = open_ome_image(source) if is_ome_zarr(source) else None
+    if ome_image is not None:
+        check_labels_target(ome_image, destination, name)
+        image, channel_axis = ome_image.plane()
+    else:
+        try:
+            image, channel_axis = da.from_zarr(zarr.open_array(str(source), mode="r")), None
+        except Exception:  # not an array: a group without OME metadata says so in open_ome_image
+            open_ome_image(source)
+            raise
+        if destination is None:
+            raise InputError(f"{source} is a plain zarr array; give an output path for its labels")
     client = None
     if scheduler is not None:
         from distributed import Client
 
         client = Client(scheduler)
     try:
-        labels = segment_dask(da.from_zarr(source), model, config, chunk, halo)
-        labels.to_zarr(destination, overwrite=False)
+        labels = segment_dask(image, model, config, chunk, halo, channel_axis=channel_axis)
+        if ome_image is not None:
+            return write_labels_image(labels, ome_image, destination, name, levels)
+        labels.to_zarr(str(destination), overwrite=False)
+        return str(destination)
     finally:
         if client is not None:
             client.close()
+
+
+@dataclass(frozen=True)
+class ChunkProgress:
+    """Where a chunked segmentation is: ``done`` of ``total`` chunks in ``stage``.
+
+    ``stage`` is "segmenting" (``tiles_done`` of ``tiles_total`` tiles of the current chunk),
+    "joining" or "writing"; ``fraction`` covers all of it.
+    """
+
+    done: int
+    total: int
+    stage: str
+    device: str
+    tiles_done: int = 0
+    tiles_total: int = 0
+
+    @property
+    def fraction(self) -> float:
+        within = self.tiles_done / self.tiles_total if self.tiles_total else 0.0
+        share = min(1.0, (self.done + within) / self.total) if self.total else 1.0
+        # Segmenting is nearly all of the time; joining and writing only read and renumber.
+        return {"segmenting": 0.9 * share, "joining": 0.9, "writing": 0.9 + 0.1 * share}.get(self.stage, 1.0)
+
+
+@dataclass(frozen=True)
+class ChunkedSegmentation:
+    """What ``segment_large_steps`` returns: int32 (Y, X) labels in a zarr array on disk."""
+
+    labels: Any
+    path: str
+    n_objects: int
+    device: str
+
+
+def needs_chunked(data, channel_axis: int | None = None, max_pixels: int = 4096 * 4096) -> bool:
+    """True for a 2D image (with at most a channel axis) that is a pyramid, not a numpy array (dask,
+    zarr), or larger than ``max_pixels``: segment it with ``segment_large_steps``."""
+    level = data[0] if isinstance(data, Sequence) else data
+    if level.ndim != 2 + (channel_axis is not None):
+        return False
+    spatial = [size for axis, size in enumerate(level.shape)
+               if channel_axis is None or axis != channel_axis % level.ndim]
+    return isinstance(data, Sequence) or not isinstance(level, np.ndarray) or spatial[0] * spatial[1] > max_pixels
+
+
+def segment_large_steps(image, model, config: InferConfig | None = None, channel_axis: int | None = None,
+                        chunk: int = 1024, halo: int = 64, labels_path: str | None = None,
+                        min_fraction: float = 0.5) -> Generator[ChunkProgress, None, ChunkedSegmentation]:
+    """Segment a large 2D image (numpy, dask, zarr or a pyramid's level 0) chunk by chunk in this
+    thread, yielding progress after every batch of tiles; labels go to a zarr array on disk.
+
+    The same labels as ``segment_dask``. ``labels_path``: where to write them (a new ``.zarr``
+    folder); None makes one in the temporary folder, which the caller then owns. Per-chunk labels
+    wait in a scratch folder, removed at the end, so memory holds a few chunks at a time.
+    """
+    import tempfile
+
+    import dask.array as da
+    import zarr
+
+    from .devices import resolve_device
+
+    config = config or InferConfig()
+    device = str(resolve_device(config.device))
+    if labels_path is not None and Path(labels_path).exists():
+        raise InputError(f"{labels_path} exists; choose a new path for the labels")
+    with_halo, low, scale = _prepare(image, model, chunk, halo, channel_axis)
+    rows, cols = with_halo.numblocks[1:]
+    with tempfile.TemporaryDirectory(prefix="attnseg-chunks-") as scratch_folder:
+        scratch = zarr.open_group(scratch_folder, mode="w")
+        blocks = [[None] * cols for _ in range(rows)]
+        for index, (row, col) in enumerate(np.ndindex(rows, cols)):
+            block = np.asarray(with_halo.blocks[0, row, col])
+            steps = _segment_block_steps(block, model, config, low, scale)
+            while True:  # re-yield tile progress so that Stop takes effect within a batch of tiles
+                try:
+                    tile = next(steps)
+                except StopIteration as stop:
+                    local = stop.value
+                    break
+                yield ChunkProgress(index, rows * cols, "segmenting", device, tile.done, tile.total)
+            stored = scratch.create_array(f"{row}_{col}", shape=local.shape, chunks=local.shape, dtype=np.int32)
+            stored[...] = local
+            blocks[row][col] = da.from_zarr(stored)
+        yield ChunkProgress(rows * cols, rows * cols, "joining", device)
+        labels = _joined(da.block(blocks), halo, min_fraction, config.min_size)
+        path = labels_path or tempfile.mkdtemp(prefix="attnseg-labels-", suffix=".zarr")
+        target = zarr.open_array(path, mode="w", shape=labels.shape, dtype=np.int32,
+                                 chunks=tuple(max(sizes) for sizes in labels.chunks), fill_value=0)
+        n_objects = 0
+        for index, block_index in enumerate(np.ndindex(labels.numblocks)):
+            region = tuple(slice(sum(sizes[:at]), sum(sizes[: at + 1]))
+                           for sizes, at in zip(labels.chunks, block_index))
+            values = np.asarray(labels.blocks[block_index])
+            target[region] = values
+            n_objects = max(n_objects, int(values.max(initial=0)))
+            yield ChunkProgress(index + 1, labels.npartitions, "writing", device)
+    return ChunkedSegmentation(target, str(path), n_objects, device)
