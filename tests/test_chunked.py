@@ -114,7 +114,8 @@ def test_stepwise_driver_gives_the_same_labels_with_progress(model, large_image,
     fractions = [report.fraction for report in reports]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     stages = [report.stage for report in reports]
-    assert stages.index("joining") > stages.index("segmenting") and stages[-1] == "writing"
+    assert stages[0] == "reading" and stages.index("joining") > stages.index("segmenting")
+    assert stages[-1] == "writing"
     segmenting = [report for report in reports if report.stage == "segmenting"]
     # At least one report per batch of tiles in each of the 2 x 3 chunks: Stop never waits long.
     assert {report.done for report in segmenting} == set(range(6))
@@ -130,7 +131,7 @@ def test_stopping_the_stepwise_driver_removes_its_scratch_chunks(model, large_im
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     steps = segment_large_steps(large_image, model, chunk=256, halo=48)
-    next(steps)
+    assert next(steps).stage == "reading" and next(steps).stage == "segmenting"
     assert any(path.name.startswith("attnseg-chunks-") for path in tmp_path.iterdir())
     steps.close()  # what worker.quit() amounts to: the generator is not advanced again
     assert not any(path.name.startswith("attnseg-chunks-") for path in tmp_path.iterdir())

@@ -290,8 +290,9 @@ def segment_zarr(source: str, destination: str | None, model, config: InferConfi
 class ChunkProgress:
     """Where a chunked segmentation is: ``done`` of ``total`` chunks in ``stage``.
 
-    ``stage`` is "segmenting" (``tiles_done`` of ``tiles_total`` tiles of the current chunk),
-    "joining" or "writing"; ``fraction`` covers all of it.
+    ``stage`` is "reading" (the whole-image normalisation, before the chunks are known),
+    "segmenting" (``tiles_done`` of ``tiles_total`` tiles of the current chunk), "joining" or
+    "writing"; ``fraction`` covers all of it.
     """
 
     done: int
@@ -306,7 +307,8 @@ class ChunkProgress:
         within = self.tiles_done / self.tiles_total if self.tiles_total else 0.0
         share = min(1.0, (self.done + within) / self.total) if self.total else 1.0
         # Segmenting is nearly all of the time; joining and writing only read and renumber.
-        return {"segmenting": 0.9 * share, "joining": 0.9, "writing": 0.9 + 0.1 * share}.get(self.stage, 1.0)
+        return {"reading": 0.0, "segmenting": 0.9 * share, "joining": 0.9,
+                "writing": 0.9 + 0.1 * share}.get(self.stage, 1.0)
 
 
 @dataclass(frozen=True)
@@ -351,6 +353,7 @@ def segment_large_steps(image, model, config: InferConfig | None = None, channel
     device = str(resolve_device(config.device))
     if labels_path is not None and Path(labels_path).exists():
         raise InputError(f"{labels_path} exists; choose a new path for the labels")
+    yield ChunkProgress(0, 0, "reading", device)  # a Stop here skips the pass over the whole image
     with_halo, low, scale = _prepare(image, model, chunk, halo, channel_axis)
     rows, cols = with_halo.numblocks[1:]
     with tempfile.TemporaryDirectory(prefix="attnseg-chunks-") as scratch_folder:
