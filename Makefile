@@ -9,6 +9,7 @@ TORCH ?= torch==2.13.0
 APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-cursor0 libxkbcommon-x11-0 \
 	libgl1 libegl1 libfontconfig1 libdbus-1-3 libglib2.0-0
+BENCH_FLAGS ?=  # make benchmark BENCH_FLAGS=--quick: every benchmark at its smallest settings
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test apt venv benchmark clean
@@ -37,14 +38,17 @@ run: apt $(VENV)/.installed
 test: apt $(VENV)/.installed
 	$(PY) -m pytest -q
 
-benchmark: $(VENV)/.installed  # tables on stdout; JSON in runs/benchmarks/
+benchmark: apt $(VENV)/.installed  # tables on stdout; JSON in runs/benchmarks/, summed up in summary.md
 	mkdir -p runs/benchmarks
 	$(PY) -m pip install -q monai zarr  # for the comparison and the large-image run only
-	$(PY) benchmarks/bench_cpu.py --json runs/benchmarks/cpu.json
-	$(PY) benchmarks/bench_monai.py --json runs/benchmarks/monai.json
-	$(PY) benchmarks/bench_flops.py
-	$(PY) benchmarks/bench_finetune.py
-	$(PY) benchmarks/bench_large.py
+	$(PY) benchmarks/bench_cpu.py $(BENCH_FLAGS) --json runs/benchmarks/cpu.json
+	$(PY) benchmarks/bench_monai.py $(BENCH_FLAGS) --json runs/benchmarks/monai.json
+	$(PY) benchmarks/bench_flops.py $(BENCH_FLAGS) --json runs/benchmarks/flops.json
+	$(PY) benchmarks/bench_finetune.py $(BENCH_FLAGS) --json runs/benchmarks/finetune.json
+	$(PY) benchmarks/bench_large.py $(BENCH_FLAGS) --json runs/benchmarks/large.json
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) benchmarks/bench_ui_latency.py $(BENCH_FLAGS) \
+		--json runs/benchmarks/ui_latency.json
+	$(PY) benchmarks/summary.py runs/benchmarks/ | tee runs/benchmarks/summary.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

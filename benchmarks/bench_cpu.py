@@ -1,17 +1,15 @@
 """CPU timings of the bundled model: end-to-end segmentation and one fine-tuning step.
 
-    .venv/bin/python benchmarks/bench_cpu.py [--sizes 512 2048] [--repeats 3] [--json out.json]
+    .venv/bin/python benchmarks/bench_cpu.py [--sizes 512 2048] [--repeats 3] [--json out.json] [--quick]
 
 End to end means: percentile normalisation, tiled prediction with blending, seeded watershed.
-Prints a table; with --json also writes the numbers.
+Prints a table; with --json also writes the numbers (see _report.py). --quick: one 256² image, one
+repeat, a few training steps (a smoke check, not a measurement).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import resource
 import statistics
 import sys
@@ -19,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+from _report import headline, machine, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 import napari_attnseg as nas
 from napari_attnseg.config import InferConfig, TrainConfig
@@ -72,14 +71,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="smallest settings, for a smoke check")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.repeats = [256], 1
 
     model = nas.load_model()
     config = InferConfig(device="cpu")
     train_config = TrainConfig(device="cpu")
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
-    print(f"model {model.name}: {count_parameters(model.network):,} parameters; {machine}")
+    print(f"model {model.name}: {count_parameters(model.network):,} parameters; {machine()}")
     from napari_attnseg.devices import autocast_dtype
 
     dtype = autocast_dtype(torch.device("cpu"), config.precision)
@@ -92,11 +93,14 @@ def main() -> int:
         rows.append(row)
         print(f"{size:>5d}x{size:<4d} {row['seconds']:8.3f} {row['network_seconds']:9.3f} "
               f"{row['megapixel_per_s']:6.2f} {row['objects']:8d} {row['peak_rss_mb']:12.1f}")
-    step = time_train_step(model, train_config)
+    step = time_train_step(model, train_config, steps=6 if args.quick else 12)
     print(f"fine-tuning step (batch {train_config.batch_size} x {train_config.crop_size}^2): {step * 1000:.0f} ms")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as stream:
-            json.dump({"machine": machine, "segment": rows, "train_step_s": step}, stream, indent=1)
+    headlines = [headline(f"segment {row['size']}x{row['size']} end to end", "seconds", row["seconds"])
+                 for row in rows]
+    headlines.append(headline(f"fine-tuning step {train_config.batch_size} x {train_config.crop_size}^2",
+                              "ms", round(step * 1000, 1)))
+    write_json(args.json, "cpu", rows, headlines, args.quick, train_step_s=round(step, 4),
+               precision=config.precision)
     return 0
 
 

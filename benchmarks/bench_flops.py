@@ -1,19 +1,22 @@
 """How close the network runs to this CPU's limit: FLOPs per pixel, achieved GFLOP/s, matmul peak.
 
-    .venv/bin/python benchmarks/bench_flops.py
+    .venv/bin/python benchmarks/bench_flops.py [--json out.json] [--quick]
 
 FLOPs are counted by torch's FlopCounterMode on one forward pass (a multiply-add counts 2); the
 peak is the best of a few large square matrix products timed on the same machine, in fp32 and
-bf16. Timings on a 2-core machine vary by 10-20 % between runs.
+bf16. Timings on a 2-core machine vary by 10-20 % between runs. --quick: one repeat and smaller
+matrices (a smoke check: the peak it reports is an underestimate).
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
 
 import torch
+from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 from torch.utils.flop_counter import FlopCounterMode
 
 import napari_attnseg as nas
@@ -32,6 +35,12 @@ def _time(fn, repeats: int = 5) -> float:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="smallest settings, for a smoke check")
+    args = parser.parse_args()
+    repeats = 1 if args.quick else 5
+    matrix_sizes = (512, 1024) if args.quick else (1024, 2048, 3072)
     network = nas.load_model().network.eval()
     tiles = torch.randn(BATCH, 1, TILE, TILE).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), FlopCounterMode(display=False) as counter:
@@ -45,12 +54,12 @@ def main() -> int:
             with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
                 network(tiles)
 
-        seconds = _time(forward)
+        seconds = _time(forward, repeats)
         peak = 0.0
-        for size in (1024, 2048, 3072):  # the best of a few sizes stands for the peak
+        for size in matrix_sizes:  # the best of a few sizes stands for the peak
             a = torch.randn(size, size, dtype=dtype or torch.float32)
             b = torch.randn(size, size, dtype=dtype or torch.float32)
-            peak = max(peak, 2 * size**3 / _time(lambda a=a, b=b: torch.mm(a, b)) / 1e9)
+            peak = max(peak, 2 * size**3 / _time(lambda a=a, b=b: torch.mm(a, b), repeats) / 1e9)
         achieved = flops / seconds / 1e9
         rows.append((name, seconds, achieved, peak))
 
@@ -59,6 +68,14 @@ def main() -> int:
     print(f"{'precision':>9s} {'forward s':>10s} {'GFLOP/s':>8s} {'matmul peak GFLOP/s':>20s} {'share of peak':>14s}")
     for name, seconds, achieved, peak in rows:
         print(f"{name:>9s} {seconds:10.3f} {achieved:8.1f} {peak:20.1f} {achieved / peak:13.0%}")
+    table = [{"precision": name, "forward_s": round(seconds, 4), "gflop_per_s": round(achieved, 1),
+              "matmul_peak_gflop_per_s": round(peak, 1), "share_of_peak": round(achieved / peak, 3)}
+             for name, seconds, achieved, peak in rows]
+    headlines = [headline("network FLOPs", "kFLOP per pixel", round(per_pixel / 1e3, 1))]
+    headlines += [headline(f"forward {BATCH} x {TILE}^2, {row['precision']}", "GFLOP/s (share of matmul peak)",
+                           f"{row['gflop_per_s']:.1f} ({row['share_of_peak']:.0%})") for row in table]
+    write_json(args.json, "flops", table, headlines, args.quick, gflop_per_forward=round(flops / 1e9, 3),
+               kflop_per_pixel=round(per_pixel / 1e3, 2))
     return 0
 
 

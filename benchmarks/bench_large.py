@@ -1,9 +1,10 @@
 """An 8192x8192 uint16 image segmented chunk by chunk into a zarr array: time and peak RSS.
 
-    .venv/bin/python benchmarks/bench_large.py [--size 8192] [--chunk 1024] [--halo 64]
+    .venv/bin/python benchmarks/bench_large.py [--size 8192] [--chunk 1024] [--halo 64] [--json out.json] [--quick]
 
 The image is written to a zarr array first (in a temporary folder), then read back chunk by chunk,
 so the whole float probability stack is never in memory; peak RSS is this process's maximum.
+--quick: a 1024x1024 image in 512-pixel chunks (a smoke check).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 
 def main() -> int:
@@ -23,7 +25,11 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=8192)
     parser.add_argument("--chunk", type=int, default=1024)
     parser.add_argument("--halo", type=int, default=64)
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="smallest settings, for a smoke check")
     args = parser.parse_args()
+    if args.quick:
+        args.size, args.chunk = 1024, 512
 
     import zarr
 
@@ -51,6 +57,12 @@ def main() -> int:
           f"{'peak RSS MB':>12s} {'(before)':>9s}")
     print(f"{args.size:>6d}x{args.size:<5d} {args.chunk:6d} {args.halo:5d} {seconds:8.1f} "
           f"{args.size ** 2 / 1e6 / seconds:6.2f} {objects:8d} {peak:12.0f} {rss_before:9.0f}")
+    row = {"size": args.size, "chunk": args.chunk, "halo": args.halo, "seconds": round(seconds, 2),
+           "megapixel_per_s": round(args.size ** 2 / 1e6 / seconds, 3), "objects": objects,
+           "peak_rss_mb": round(peak), "rss_before_mb": round(rss_before)}
+    case = f"{args.size}x{args.size} zarr, chunks {args.chunk}"
+    write_json(args.json, "large", [row], [headline(case, "seconds", row["seconds"]),
+                                           headline(case, "peak RSS MB", row["peak_rss_mb"])], args.quick)
     return 0
 
 

@@ -4,13 +4,13 @@ MONAI is what a user would pick instead; it is not a dependency of ours. Install
 this benchmark only:
 
     .venv/bin/pip install monai
-    .venv/bin/python benchmarks/bench_monai.py [--sizes 512 2048] [--json results.json]
+    .venv/bin/python benchmarks/bench_monai.py [--sizes 512 2048] [--json results.json] [--quick]
 
 Both networks have the same widths (16, 32, 64, 128) and depth, both run 256x256 tiles with 32 pixels
 of overlap, 4 tiles a batch, on the same uint16 image, percentile-normalised the same way; both
 outputs are softmaxed class probabilities (no instance post-processing). Each (method, size) runs in a
 fresh subprocess so that its peak RSS is its own. MONAI's network is untrained here, so this compares
-speed and memory, not accuracy.
+speed and memory, not accuracy. --quick: one 256² image, fp32 only, one repeat (a smoke check).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import sys
 import time
 
 import numpy as np
+from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 TILE, OVERLAP, BATCH = 256, 32, 4
 WIDTHS = (16, 32, 64, 128)
@@ -94,17 +95,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--quick", action="store_true", help="smallest settings, for a smoke check")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "PRECISION", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         method, precision, size = args.one
         print(json.dumps(measure(method, precision, int(size), args.repeats)))
         return 0
+    precisions = ("fp32", "bf16")
+    if args.quick:
+        args.sizes, args.repeats, precisions = [256], 1, ("fp32",)
 
     rows = []
     for size in args.sizes:
-        for precision in ("fp32", "bf16"):
+        for precision in precisions:
             for method in ("napari-attnseg", "monai"):
                 result = subprocess.run([sys.executable, __file__, "--one", method, precision, str(size),
                                          "--repeats", str(args.repeats)], capture_output=True, text=True)
@@ -115,16 +120,20 @@ def main() -> int:
     print(f"tiles {TILE}^2, overlap {OVERLAP}, batch {BATCH}, widths {WIDTHS}; class probabilities, no post-processing")
     print(f"{'image':>10s} {'precision':>9s} {'method':>15s} {'params':>9s} {'s':>7s} {'s/MP':>7s} "
           f"{'peak RSS MB':>12s} {'speed vs MONAI':>15s}")
+    headlines = []
     for row in rows:
         monai_row = next(r for r in rows if r["method"] == "monai" and r["size"] == row["size"]
                          and r["precision"] == row["precision"])
-        ratio = monai_row["seconds"] / row["seconds"]
+        row["speed_vs_monai"] = round(monai_row["seconds"] / row["seconds"], 3)
         print(f"{row['size']:>5d}x{row['size']:<4d} {row['precision']:>9s} {row['method']:>15s} "
               f"{row['parameters']:9,d} {row['seconds']:7.3f} {row['s_per_megapixel']:7.3f} "
-              f"{row['peak_rss_mb']:12.1f} {ratio:14.2f}x")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as stream:
-            json.dump(rows, stream, indent=1)
+              f"{row['peak_rss_mb']:12.1f} {row['speed_vs_monai']:14.2f}x")
+        if row["method"] == "napari-attnseg":
+            case = f"{row['size']}x{row['size']} {row['precision']}, against MONAI"
+            headlines += [headline(case, "s/MP (ours)", row["s_per_megapixel"]),
+                          headline(case, "s/MP (MONAI)", monai_row["s_per_megapixel"]),
+                          headline(case, "speed vs MONAI", f"{row['speed_vs_monai']:.2f}x")]
+    write_json(args.json, "monai", rows, headlines, args.quick, tile=TILE, overlap=OVERLAP, batch=BATCH)
     return 0
 
 

@@ -97,3 +97,56 @@ def test_thin_and_ragged_images(model):
     ragged, _ = nas.synthetic_nuclei((300, 530), seed=4, radius_range=(6.0, 8.0))  # last chunks thin
     labels = segment_dask(ragged, model, chunk=256, halo=48).compute(scheduler="threads")
     assert nas.evaluate(labels, nas.segment(ragged, model))["ap50"] > 0.9
+
+
+def test_stepwise_driver_gives_the_same_labels_with_progress(model, large_image, chunked_labels, tmp_path):
+    import zarr
+
+    from napari_attnseg.chunked import segment_large_steps
+    from napari_attnseg.inference import drain
+
+    reports = []
+    steps = segment_large_steps(large_image, model, chunk=256, halo=48, labels_path=str(tmp_path / "l.zarr"))
+    result = drain(steps, reports.append)
+    np.testing.assert_array_equal(result.labels[...], chunked_labels)
+    np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "l.zarr"), mode="r")[...], chunked_labels)
+    assert result.n_objects == chunked_labels.max() and result.path == str(tmp_path / "l.zarr")
+    fractions = [report.fraction for report in reports]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    stages = [report.stage for report in reports]
+    assert stages[0] == "reading" and stages.index("joining") > stages.index("segmenting")
+    assert stages[-1] == "writing"
+    segmenting = [report for report in reports if report.stage == "segmenting"]
+    # At least one report per batch of tiles in each of the 2 x 3 chunks: Stop never waits long.
+    assert {report.done for report in segmenting} == set(range(6))
+    assert all(0 < report.tiles_done <= report.tiles_total for report in segmenting)
+    with pytest.raises(InputError, match="exists"):
+        next(segment_large_steps(large_image, model, labels_path=str(tmp_path / "l.zarr")))
+
+
+def test_stopping_the_stepwise_driver_removes_its_scratch_chunks(model, large_image, tmp_path, monkeypatch):
+    import tempfile
+
+    from napari_attnseg.chunked import segment_large_steps
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    steps = segment_large_steps(large_image, model, chunk=256, halo=48)
+    assert next(steps).stage == "reading" and next(steps).stage == "segmenting"
+    assert any(path.name.startswith("attnseg-chunks-") for path in tmp_path.iterdir())
+    steps.close()  # what worker.quit() amounts to: the generator is not advanced again
+    assert not any(path.name.startswith("attnseg-chunks-") for path in tmp_path.iterdir())
+
+
+def test_which_layers_need_the_chunked_path():
+    import dask.array as da
+
+    from napari_attnseg.chunked import needs_chunked
+
+    small = np.zeros((64, 80), np.uint16)
+    assert not needs_chunked(small)
+    assert needs_chunked(small, max_pixels=64 * 79)
+    assert needs_chunked(da.from_array(small))  # not in memory: never load it whole
+    assert needs_chunked([da.from_array(small), da.from_array(small[::2, ::2])])  # a pyramid
+    assert not needs_chunked(da.zeros((5, 64, 80)))  # a stack goes the plane-by-plane path
+    assert needs_chunked(da.zeros((64, 80, 3)), channel_axis=-1)
+    assert not needs_chunked(np.zeros((64, 80, 3)), channel_axis=-1)

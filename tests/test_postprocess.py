@@ -1,7 +1,10 @@
 import numpy as np
+import pytest
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed
 
 from napari_attnseg.data import instance_targets
-from napari_attnseg.postprocess import instances_from_probabilities, pair_iou, stitch_planes
+from napari_attnseg.postprocess import flood_from_seeds, instances_from_probabilities, pair_iou, stitch_planes
 
 
 def _disk(shape, centre, radius):
@@ -53,3 +56,22 @@ def test_stitch_joins_overlapping_planes_and_keeps_others_apart():
     assert stitched[1][30, 30] == stitched[2][30, 31]
     assert stitched[1][11, 10] != stitched[1][30, 30]
     assert len(np.unique(stitched)) == 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_flood_from_seeds_gives_exactly_the_whole_image_watershed(seed):
+    rng = np.random.default_rng(seed)
+    field = ndi.gaussian_filter(rng.random((120, 160)), 3.0)
+    mask = field > np.quantile(field, 0.45)  # many pieces, some touching the image border
+    # seeds are connected and inside the mask, as the pipeline makes them; some pieces get none,
+    # some one, some several
+    seeds, _ = ndi.label((ndi.gaussian_filter(rng.random((120, 160)), 2.0) > 0.55) & mask)
+    elevation = rng.random((120, 160)).astype(np.float32)
+    expected = watershed(elevation, markers=seeds, mask=mask)
+    assert np.array_equal(flood_from_seeds(elevation, seeds, mask), expected)
+
+
+def test_flood_from_seeds_without_seeds_or_mask_is_empty():
+    elevation = np.zeros((20, 20), np.float32)
+    assert flood_from_seeds(elevation, np.zeros((20, 20), np.int32), np.ones((20, 20), bool)).max() == 0
+    assert flood_from_seeds(elevation, np.ones((20, 20), np.int32), np.zeros((20, 20), bool)).max() == 0

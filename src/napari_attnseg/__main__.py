@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
 
     viewer = napari.Viewer(title="napari-attnseg")
     viewer.open_sample("napari-attnseg", "nuclei")
-    for name in ("AttnSeg: Images", "AttnSeg: Segment", "AttnSeg: Correct", "AttnSeg: Fine-tune"):
+    for name in ("AttnSeg: Images", "AttnSeg: Segment", "AttnSeg: Correct", "AttnSeg: Fine-tune",
+                 "AttnSeg: Compare", "AttnSeg: Model"):
         viewer.window.add_plugin_dock_widget("napari-attnseg", name, tabify=name != "AttnSeg: Images")
     if args.screenshot is not None:
         from qtpy.QtWidgets import QApplication

@@ -10,27 +10,84 @@ dask runs the chunks; point ``scheduler`` at a ``dask.distributed`` scheduler to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generator
+
 import numpy as np
 
 from .config import InferConfig
 from .errors import InputError
 
 
-def _segment_block(block: np.ndarray, model, config: InferConfig, low: float, high: float) -> np.ndarray:
-    from .inference import labels_from_prediction, predict
+def _segment_block_steps(block: np.ndarray, model, config: InferConfig, low: np.ndarray, scale: np.ndarray):
+    """Labels (int32) of one (C, y, x) block, yielding the tile progress of its prediction."""
+    from .inference import labels_from_prediction, predict_steps
 
     # One normalisation for the whole image: per-chunk percentiles would make neighbours disagree.
-    normalised = (block.astype(np.float32) - low) / max(high - low, 1e-6)
-    prediction = predict(normalised, model, config, prenormalised=True)
+    normalised = (block.astype(np.float32) - low) / scale
+    prediction = yield from predict_steps(normalised, model, config, channel_axis=0, prenormalised=True)
     return labels_from_prediction(prediction, model, config).astype(np.int32)
 
 
-def _global_range(array, percentiles: tuple[float, float], max_samples: int = 4_000_000) -> tuple[float, float]:
-    """The normalisation percentiles of the whole image, from a regular subsample of it."""
-    step = max(1, int(np.ceil(np.sqrt(array.size / max_samples))))
-    sample = np.asarray(array[::step, ::step].compute(), dtype=np.float32)
-    low, high = np.percentile(sample, percentiles)
-    return float(low), float(high)
+def _segment_block(block: np.ndarray, model, config: InferConfig, low: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    from .inference import drain
+
+    return drain(_segment_block_steps(block, model, config, low, scale))
+
+
+def _global_range(array, percentiles: tuple[float, float],
+                  max_samples: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel normalisation offset and scale ((C, 1, 1) float32) of a whole (C, Y, X) image,
+    from a regular subsample of it."""
+    step = max(1, int(np.ceil(np.sqrt(array.size / array.shape[0] / max_samples))))
+    sample = np.asarray(array[:, ::step, ::step].compute(), dtype=np.float32)
+    low, high = np.percentile(sample.reshape(len(sample), -1), percentiles, axis=1)
+    scale = np.maximum(high - low, 1e-6)
+    return low.astype(np.float32)[:, None, None], scale.astype(np.float32)[:, None, None]
+
+
+def _model_input(image, in_channels: int, channel_axis: int | None, chunk: int):
+    """The image as a lazy (C, Y, X) dask array with the model's channels; level 0 of a pyramid."""
+    import dask.array as da
+
+    if isinstance(image, Sequence):  # a multiscale pyramid (a list, or napari's MultiScaleData)
+        image = image[0]
+    array = image if isinstance(image, da.Array) else da.from_array(image, chunks=chunk)
+    if channel_axis is None:
+        if array.ndim != 2:
+            raise InputError(f"chunked segmentation takes a 2D image (or give its channel axis), "
+                             f"got shape {array.shape}")
+        return array[np.newaxis]
+    if array.ndim != 3 or not -3 <= channel_axis < 3:
+        raise InputError(f"chunked segmentation takes a 2D image with one channel axis, got shape "
+                         f"{array.shape} with channel axis {channel_axis}")
+    array = da.moveaxis(array, channel_axis, 0)
+    channels = array.shape[0]
+    if channels != in_channels:
+        if in_channels == 1 and channels in (3, 4):
+            # An RGB(A) rendering of a single-channel stain: average the colour channels, drop alpha.
+            return array[:3].astype(np.float32).mean(axis=0, keepdims=True)
+        raise InputError(f"the model reads {in_channels} channel(s) but the image has {channels}")
+    return array
+
+
+def _prepare(image, model, chunk: int, halo: int, channel_axis: int | None):
+    """(C, Y, X) input chunked spatially, the same with halos, and the global normalisation."""
+    import dask.array as da
+
+    array = _model_input(image, model.config.in_channels, channel_axis, chunk)
+    if halo < 16 or halo >= chunk // 2:
+        raise InputError(f"halo must be 16 .. chunk/2, got {halo} for chunks of {chunk}")
+    array = array.rechunk({0: -1, 1: chunk, 2: chunk})
+    if any(len(sizes) > 1 and min(sizes) <= halo for sizes in array.chunks[1:]):
+        array = array.rechunk({1: _even_chunks(array.shape[1], chunk, halo),
+                               2: _even_chunks(array.shape[2], chunk, halo)})
+    # No padding at the image's own edges: mirrored nuclei there would be segmented differently.
+    with_halo = da.overlap.overlap(array, depth={0: 0, 1: halo, 2: halo}, boundary="none")
+    low, scale = _global_range(array, model.config.norm_percentiles)
+    return with_halo, low, scale
 
 
 def _block_max(block: np.ndarray) -> np.ndarray:
@@ -95,37 +152,31 @@ def _component_sizes(block: np.ndarray, component: np.ndarray) -> tuple[np.ndarr
 
 
 def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1024, halo: int = 64,
-                 min_fraction: float = 0.5):
+                 min_fraction: float = 0.5, channel_axis: int | None = None):
     """Lazy int32 instance labels (a dask array) for a large 2D image (numpy, zarr or dask).
 
     Args:
         chunk: edge of the square chunks each task segments.
         halo: context around each chunk; make it larger than the largest object's radius.
         min_fraction: how much of the smaller part two pieces across a border must share to join.
+        channel_axis: the image's channel axis, if it has one; the labels are (Y, X).
 
     The per-chunk segmentation is computed once (kept in the cluster's memory) to find the joins;
     ``.compute()`` or ``.to_zarr()`` on the result then only renumbers.
     """
+    config = config or InferConfig()
+    with_halo, low, scale = _prepare(image, model, chunk, halo, channel_axis)
+    # The one expensive step, kept in (cluster) memory: everything after it only reads it.
+    local = with_halo.map_blocks(_segment_block, model=model, config=config, low=low, scale=scale,
+                                 drop_axis=0, dtype=np.int32).persist()
+    return _joined(local, halo, min_fraction, config.min_size)
+
+
+def _joined(local, halo: int, min_fraction: float, min_size: int):
+    """Final labels (lazy) from per-chunk labels with halos: unique ids, border joins, size filter."""
     import dask
     import dask.array as da
 
-    config = config or InferConfig()
-    array = image if isinstance(image, da.Array) else da.from_array(image, chunks=chunk)
-    if array.ndim != 2:
-        raise InputError(f"chunked segmentation takes a 2D image, got shape {array.shape}")
-    if halo < 16 or halo >= chunk // 2:
-        raise InputError(f"halo must be 16 .. chunk/2, got {halo} for chunks of {chunk}")
-    array = array.rechunk(chunk)
-    if any(len(sizes) > 1 and min(sizes) <= halo for sizes in array.chunks):
-        array = array.rechunk({0: _even_chunks(array.shape[0], chunk, halo),
-                               1: _even_chunks(array.shape[1], chunk, halo)})
-
-    # No padding at the image's own edges: mirrored nuclei there would be segmented differently.
-    with_halo = da.overlap.overlap(array, depth=halo, boundary="none")
-    # The one expensive step, kept in (cluster) memory: everything after it only reads it.
-    low, high = _global_range(array, model.config.norm_percentiles)
-    local = with_halo.map_blocks(_segment_block, model=model, config=config, low=low, high=high,
-                                 dtype=np.int32).persist()
     maxes = local.map_blocks(_block_max, chunks=(1, 1), dtype=np.int64).compute()
     offsets = np.concatenate([[0], np.cumsum(maxes.ravel())[:-1]]).reshape(maxes.shape)
     unique = local.map_blocks(_offset, offsets=offsets, dtype=np.int64)
@@ -138,7 +189,7 @@ def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1
     for objects, counts in dask.compute(*[dask.delayed(_component_sizes)(block, component)
                                           for block in core.to_delayed().ravel()]):
         np.add.at(sizes, objects, counts)
-    mapping = _final_ids(component, sizes, config.min_size)
+    mapping = _final_ids(component, sizes, min_size)
     return core.map_blocks(lambda block: mapping[block].astype(np.int32), dtype=np.int32)
 
 
@@ -191,23 +242,147 @@ def _border_pairs(unique, core, halo: int, min_fraction: float) -> np.ndarray:
     return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
 
 
-def segment_zarr(source: str, destination: str, model, config: InferConfig | None = None,
-                 chunk: int = 1024, halo: int = 64, scheduler: str | None = None) -> None:
-    """Segment a 2D zarr array chunk by chunk into a new int32 zarr array at ``destination``.
+def segment_zarr(source: str, destination: str | None, model, config: InferConfig | None = None,
+                 chunk: int = 1024, halo: int = 64, scheduler: str | None = None, name: str = "attnseg",
+                 levels: int = 3) -> str:
+    """Segment a 2D zarr array or an OME-Zarr image chunk by chunk; return where the labels went.
 
+    A plain array's labels become a new int32 zarr array at ``destination``. An OME-Zarr image's
+    labels become an OME-Zarr labels image ``<source>/labels/<name>`` (or a standalone one at
+    ``destination``) with up to ``levels`` resolution levels and the image's pixel size.
     ``scheduler``: address of a dask.distributed scheduler (e.g. "tcp://10.0.0.5:8786"); None runs
     on this machine's threads.
     """
     import dask.array as da
+    import zarr
 
+    from .ome_zarr import check_labels_target, is_ome_zarr, open_ome_image, write_labels_image
+
+    ome_image = open_ome_image(source) if is_ome_zarr(source) else None
+    if ome_image is not None:
+        check_labels_target(ome_image, destination, name)
+        image, channel_axis = ome_image.plane()
+    else:
+        try:
+            image, channel_axis = da.from_zarr(zarr.open_array(str(source), mode="r")), None
+        except Exception:  # not an array: a group without OME metadata says so in open_ome_image
+            open_ome_image(source)
+            raise
+        if destination is None:
+            raise InputError(f"{source} is a plain zarr array; give an output path for its labels")
     client = None
     if scheduler is not None:
         from distributed import Client
 
         client = Client(scheduler)
     try:
-        labels = segment_dask(da.from_zarr(source), model, config, chunk, halo)
-        labels.to_zarr(destination, overwrite=False)
+        labels = segment_dask(image, model, config, chunk, halo, channel_axis=channel_axis)
+        if ome_image is not None:
+            return write_labels_image(labels, ome_image, destination, name, levels)
+        labels.to_zarr(str(destination), overwrite=False)
+        return str(destination)
     finally:
         if client is not None:
             client.close()
+
+
+@dataclass(frozen=True)
+class ChunkProgress:
+    """Where a chunked segmentation is: ``done`` of ``total`` chunks in ``stage``.
+
+    ``stage`` is "reading" (the whole-image normalisation, before the chunks are known),
+    "segmenting" (``tiles_done`` of ``tiles_total`` tiles of the current chunk), "joining" or
+    "writing"; ``fraction`` covers all of it.
+    """
+
+    done: int
+    total: int
+    stage: str
+    device: str
+    tiles_done: int = 0
+    tiles_total: int = 0
+
+    @property
+    def fraction(self) -> float:
+        within = self.tiles_done / self.tiles_total if self.tiles_total else 0.0
+        share = min(1.0, (self.done + within) / self.total) if self.total else 1.0
+        # Segmenting is nearly all of the time; joining and writing only read and renumber.
+        return {"reading": 0.0, "segmenting": 0.9 * share, "joining": 0.9,
+                "writing": 0.9 + 0.1 * share}.get(self.stage, 1.0)
+
+
+@dataclass(frozen=True)
+class ChunkedSegmentation:
+    """What ``segment_large_steps`` returns: int32 (Y, X) labels in a zarr array on disk."""
+
+    labels: Any
+    path: str
+    n_objects: int
+    device: str
+
+
+def needs_chunked(data, channel_axis: int | None = None, max_pixels: int = 4096 * 4096) -> bool:
+    """True for a 2D image (with at most a channel axis) that is a pyramid, not a numpy array (dask,
+    zarr), or larger than ``max_pixels``: segment it with ``segment_large_steps``."""
+    level = data[0] if isinstance(data, Sequence) else data
+    if level.ndim != 2 + (channel_axis is not None):
+        return False
+    spatial = [size for axis, size in enumerate(level.shape)
+               if channel_axis is None or axis != channel_axis % level.ndim]
+    return isinstance(data, Sequence) or not isinstance(level, np.ndarray) or spatial[0] * spatial[1] > max_pixels
+
+
+def segment_large_steps(image, model, config: InferConfig | None = None, channel_axis: int | None = None,
+                        chunk: int = 1024, halo: int = 64, labels_path: str | None = None,
+                        min_fraction: float = 0.5) -> Generator[ChunkProgress, None, ChunkedSegmentation]:
+    """Segment a large 2D image (numpy, dask, zarr or a pyramid's level 0) chunk by chunk in this
+    thread, yielding progress after every batch of tiles; labels go to a zarr array on disk.
+
+    The same labels as ``segment_dask``. ``labels_path``: where to write them (a new ``.zarr``
+    folder); None makes one in the temporary folder, which the caller then owns. Per-chunk labels
+    wait in a scratch folder, removed at the end, so memory holds a few chunks at a time.
+    """
+    import tempfile
+
+    import dask.array as da
+    import zarr
+
+    from .devices import resolve_device
+
+    config = config or InferConfig()
+    device = str(resolve_device(config.device))
+    if labels_path is not None and Path(labels_path).exists():
+        raise InputError(f"{labels_path} exists; choose a new path for the labels")
+    yield ChunkProgress(0, 0, "reading", device)  # a Stop here skips the pass over the whole image
+    with_halo, low, scale = _prepare(image, model, chunk, halo, channel_axis)
+    rows, cols = with_halo.numblocks[1:]
+    with tempfile.TemporaryDirectory(prefix="attnseg-chunks-") as scratch_folder:
+        scratch = zarr.open_group(scratch_folder, mode="w")
+        blocks = [[None] * cols for _ in range(rows)]
+        for index, (row, col) in enumerate(np.ndindex(rows, cols)):
+            block = np.asarray(with_halo.blocks[0, row, col])
+            steps = _segment_block_steps(block, model, config, low, scale)
+            while True:  # re-yield tile progress so that Stop takes effect within a batch of tiles
+                try:
+                    tile = next(steps)
+                except StopIteration as stop:
+                    local = stop.value
+                    break
+                yield ChunkProgress(index, rows * cols, "segmenting", device, tile.done, tile.total)
+            stored = scratch.create_array(f"{row}_{col}", shape=local.shape, chunks=local.shape, dtype=np.int32)
+            stored[...] = local
+            blocks[row][col] = da.from_zarr(stored)
+        yield ChunkProgress(rows * cols, rows * cols, "joining", device)
+        labels = _joined(da.block(blocks), halo, min_fraction, config.min_size)
+        path = labels_path or tempfile.mkdtemp(prefix="attnseg-labels-", suffix=".zarr")
+        target = zarr.open_array(path, mode="w", shape=labels.shape, dtype=np.int32,
+                                 chunks=tuple(max(sizes) for sizes in labels.chunks), fill_value=0)
+        n_objects = 0
+        for index, block_index in enumerate(np.ndindex(labels.numblocks)):
+            region = tuple(slice(sum(sizes[:at]), sum(sizes[: at + 1]))
+                           for sizes, at in zip(labels.chunks, block_index))
+            values = np.asarray(labels.blocks[block_index])
+            target[region] = values
+            n_objects = max(n_objects, int(values.max(initial=0)))
+            yield ChunkProgress(index + 1, labels.npartitions, "writing", device)
+    return ChunkedSegmentation(target, str(path), n_objects, device)

@@ -27,6 +27,7 @@ examples:
   attnseg segment images/*.tif -o labels_tuned/ --model my.model
   attnseg evaluate labels_tuned/a_labels.tif truth/a.tif
   attnseg info my.model
+  attnseg segment-zarr big.ome.zarr              # labels into big.ome.zarr/labels/attnseg
   attnseg export my.model --format bioimageio -o my_model.zip
   attnseg segment images/*.tif -o labels_onnx/ --model my.onnx
 """
@@ -76,18 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--epochs", type=int, default=200, help="epoch budget (default 200)")
     tune.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
 
-    big = commands.add_parser("segment-zarr", help="segment a large 2D zarr array chunk by chunk (dask)",
-                              description="Segment a 2D zarr array larger than memory, chunk by chunk with "
-                                          "halos, on this machine or a dask.distributed cluster. Needs "
-                                          "`pip install napari-attnseg[dask]`.")
-    big.add_argument("source", metavar="SOURCE.zarr", help="path of a 2D zarr array")
-    big.add_argument("-o", "--output", required=True, metavar="LABELS.zarr", help="new zarr array to write")
+    big = commands.add_parser(
+        "segment-zarr", help="segment a large 2D zarr array or OME-Zarr image chunk by chunk (dask)",
+        description="Segment a 2D zarr array or an OME-Zarr image (NGFF 0.4/0.5) larger than memory, chunk by "
+                    "chunk with halos, on this machine or a dask.distributed cluster. An OME-Zarr image gets "
+                    "its labels as SOURCE/labels/NAME (an OME-Zarr labels image) unless -o is given. Needs "
+                    "`pip install napari-attnseg[dask]`.")
+    big.add_argument("source", metavar="SOURCE.zarr", help="a 2D zarr array, or an OME-Zarr image group")
+    big.add_argument("-o", "--output", default=None, metavar="LABELS.zarr",
+                     help="new zarr to write (required for a plain array; default for OME-Zarr: SOURCE/labels/NAME)")
     _add_model_options(big)
     big.add_argument("--chunk", type=int, default=1024, help="chunk edge in pixels (default 1024)")
     big.add_argument("--halo", type=int, default=64,
                      help="context around each chunk; larger than the largest object's radius (default 64)")
     big.add_argument("--scheduler", default=None, metavar="ADDRESS",
                      help="dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (default: this machine)")
+    big.add_argument("--name", default="attnseg", help="OME-Zarr labels name (default attnseg)")
+    big.add_argument("--levels", type=int, default=3,
+                     help="OME-Zarr labels resolution levels, each half the size of the one before (default 3)")
 
     ev = commands.add_parser("evaluate", help="score predicted labels against true labels")
     ev.add_argument("prediction", type=Path, metavar="PRED")
@@ -217,12 +224,14 @@ def _segment_zarr(args: argparse.Namespace) -> int:
     config = InferConfig(device=args.device)
     resolve_device(config.device)
     if not Path(args.source).exists():
-        raise InputError(f"no such zarr array: {args.source}")
-    if Path(args.output).exists():
+        raise InputError(f"no such zarr array or OME-Zarr image: {args.source}")
+    if args.output is not None and Path(args.output).exists():
         raise InputError(f"{args.output} exists; choose a new output path")
-    model = _load(args.model, args.trust_code)
-    segment_zarr(args.source, args.output, model, config, args.chunk, args.halo, args.scheduler)
-    print(f"wrote {args.output}")
+    if args.levels < 1:
+        raise InputError(f"--levels must be at least 1, got {args.levels}")
+    written = segment_zarr(args.source, args.output, _load(args.model, args.trust_code), config, args.chunk,
+                           args.halo, args.scheduler, name=args.name, levels=args.levels)
+    print(f"wrote {written}")
     return 0
 
 

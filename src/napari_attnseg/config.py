@@ -100,7 +100,8 @@ class InferConfig(_Config):
     Args:
         tile_size: edge of the square tiles fed to the network (rounded to the model's multiple).
         overlap: pixels shared by neighbouring tiles, blended smoothly.
-        batch_size: tiles per forward pass.
+        batch_size: tiles per forward pass; 0 (the default) means 4 on a CPU and as many as fit in
+            memory (up to 32) on a GPU.
         device: "auto" (cuda, then mps, then cpu), "cpu", "cuda" or "mps".
         precision: "auto" (fp16 autocast on GPU, bf16 on CPUs with native bf16, else fp32), "fp32",
             "bf16" or "fp16".
@@ -108,25 +109,30 @@ class InferConfig(_Config):
         seed_threshold: interior probability above which a pixel can seed an object.
         min_size: objects smaller than this many pixels are removed.
         stitch_threshold: IoU above which objects on neighbouring z-planes are joined.
+        memory_budget_mb: memory the tiles may take; 0 (the default) means half of what the device
+            has free. Tiles and batches shrink to fit it, and shrink again if an allocation fails.
     """
 
     tile_size: int = 256
     overlap: int = 32
-    batch_size: int = 4
+    batch_size: int = 0
     device: str = "auto"
     precision: str = "auto"
     prob_threshold: float = 0.5
     seed_threshold: float = 0.6
     min_size: int = 15
     stitch_threshold: float = 0.25
+    memory_budget_mb: int = 0
 
     def __post_init__(self) -> None:
         _check(isinstance(self.tile_size, int) and self.tile_size >= 16,
                f"tile_size must be an integer >= 16, got {self.tile_size!r}")
         _check(isinstance(self.overlap, int) and 0 <= self.overlap <= self.tile_size // 2,
                f"overlap must be 0 .. tile_size/2, got {self.overlap!r}")
-        _check(isinstance(self.batch_size, int) and self.batch_size >= 1,
-               f"batch_size must be >= 1, got {self.batch_size!r}")
+        _check(isinstance(self.batch_size, int) and self.batch_size >= 0,
+               f"batch_size must be >= 1, or 0 for automatic, got {self.batch_size!r}")
+        _check(isinstance(self.memory_budget_mb, int) and self.memory_budget_mb >= 0,
+               f"memory_budget_mb must be >= 1, or 0 for automatic, got {self.memory_budget_mb!r}")
         _check(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         _check(self.precision in PRECISIONS,
                f"precision must be one of {PRECISIONS}, got {self.precision!r}")

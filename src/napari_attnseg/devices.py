@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 
+import numpy as np
 import torch
 
 from .errors import DeviceError
@@ -80,3 +81,14 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def host_to_device(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``array`` as a tensor on ``device``: channels-last (4D) on a CPU, through page-locked memory to
+    CUDA so the copy runs asynchronously, a plain copy to MPS (its memory is shared with the CPU)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cpu":
+        return tensor.contiguous(memory_format=torch.channels_last) if tensor.ndim == 4 else tensor
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

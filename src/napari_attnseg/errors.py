@@ -21,6 +21,10 @@ class DeviceError(AttnSegError, ValueError):
     """A device was asked for that this machine does not have."""
 
 
+class OutOfMemory(AttnSegError, MemoryError):
+    """Not enough memory for a job even after shrinking tiles and batches."""
+
+
 class ExportError(AttnSegError):
     """A model could not be exported, or the exported file does not reproduce the model."""
 

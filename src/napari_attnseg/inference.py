@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Generator
 
@@ -10,10 +11,15 @@ import torch
 
 from .config import InferConfig
 from .data import as_channels_first, normalize
-from .devices import autocast, autocast_dtype, resolve_device
+from .devices import autocast, autocast_dtype, host_to_device, resolve_device
+from .errors import OutOfMemory
+from .memory import TilePlan, is_out_of_memory, plan_tiles, release_cached_memory
+from .model.fused import inference_network
 from .modelio import SegModel
 from .postprocess import instances_from_probabilities, stitch_planes
 from .tiling import Blender, TileGrid
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,34 +78,35 @@ def predict_steps(
     planes, is_stack = _planes(image, model, channel_axis, prenormalised)
     device = resolve_device(config.device)
     dtype = autocast_dtype(device, config.precision)
-    network = model.network.eval().to(device)
-    if device.type == "cpu":
-        network = network.to(memory_format=torch.channels_last)
+    network = inference_network(model.network, device)
 
-    grid = TileGrid(planes.shape[-2:], config.tile_size, config.overlap, model.config.multiple)
-    total = len(grid) * len(planes)
+    plan = plan_tiles(model.config, config, device)
     probabilities, attention = [], []
     done = 0
     for plane_index, plane in enumerate(planes):
-        padded = grid.pad(plane)
-        blender = Blender(grid, model.config.n_classes)
-        attention_blender = None
-        tiles = list(grid)
-        for start in range(0, len(tiles), config.batch_size):
-            batch_tiles = tiles[start: start + config.batch_size]
-            batch = np.stack([padded[(slice(None), *tile.slices)] for tile in batch_tiles])
-            class_probs, maps = _forward(network, batch, device, dtype, return_attention)
-            if maps is not None and attention_blender is None:
-                attention_blender = Blender(grid, maps.shape[1])
-            for index, tile in enumerate(batch_tiles):
-                blender.add(tile, class_probs[index])
-                if attention_blender is not None:
-                    attention_blender.add(tile, maps[index])
-            done += len(batch_tiles)
-            yield InferProgress(done, total, plane_index, len(planes), str(device))
-        probabilities.append(blender.result())
-        if attention_blender is not None:
-            attention.append(attention_blender.result())
+        while True:
+            try:
+                plane_probabilities, plane_attention = yield from _predict_plane(
+                    plane, network, model, plan, device, dtype, return_attention,
+                    _Counter(done, plane_index, len(planes), str(device)))
+                break
+            except Exception as error:  # only allocation failures are retried; the rest re-raised
+                if not is_out_of_memory(error):
+                    raise
+                release_cached_memory(device)
+                smaller = plan.smaller(model.config.multiple)
+                if smaller is None:
+                    raise OutOfMemory(
+                        f"not enough memory for this image even with {plan.tile_size}-pixel tiles one at a "
+                        "time; close other programs or segment it chunk by chunk (attnseg segment-zarr)"
+                    ) from None
+                log.warning("out of memory with %d tiles of %d pixels; retrying with %d of %d",
+                            plan.batch_size, plan.tile_size, smaller.batch_size, smaller.tile_size)
+                plan = smaller
+        done += _tiles_per_plane(plane, model, plan)
+        probabilities.append(plane_probabilities)
+        if plane_attention is not None:
+            attention.append(plane_attention)
 
     stacked = np.stack(probabilities)
     maps_stacked = np.stack(attention) if attention else None
@@ -109,10 +116,47 @@ def predict_steps(
     return Prediction(stacked, maps_stacked, str(device))
 
 
+@dataclass(frozen=True)
+class _Counter:
+    """Where a plane's tiles start in the progress count."""
+
+    done_before: int
+    plane: int
+    n_planes: int
+    device: str
+
+
+def _tiles_per_plane(plane: np.ndarray, model: SegModel, plan: TilePlan) -> int:
+    return len(TileGrid(plane.shape[-2:], plan.tile_size, plan.overlap, model.config.multiple))
+
+
+def _predict_plane(plane, network, model: SegModel, plan: TilePlan, device, dtype, return_attention: bool,
+                   counter: _Counter):
+    """Blend one (C, Y, X) plane's tiles; yields progress after each batch, returns (probs, maps)."""
+    grid = TileGrid(plane.shape[-2:], plan.tile_size, plan.overlap, model.config.multiple)
+    # planes not reached yet are counted with this plan's tile count, which may still change
+    total = counter.done_before + len(grid) * (counter.n_planes - counter.plane)
+    padded = grid.pad(plane)
+    blender = Blender(grid, model.config.n_classes)
+    attention_blender = None
+    tiles = list(grid)
+    for start in range(0, len(tiles), plan.batch_size):
+        batch_tiles = tiles[start: start + plan.batch_size]
+        batch = np.stack([padded[(slice(None), *tile.slices)] for tile in batch_tiles])
+        class_probs, maps = _forward(network, batch, device, dtype, return_attention)
+        if maps is not None and attention_blender is None:
+            attention_blender = Blender(grid, maps.shape[1])
+        for index, tile in enumerate(batch_tiles):
+            blender.add(tile, class_probs[index])
+            if attention_blender is not None:
+                attention_blender.add(tile, maps[index])
+        done = counter.done_before + start + len(batch_tiles)
+        yield InferProgress(done, total, counter.plane, counter.n_planes, counter.device)
+    return blender.result(), (attention_blender.result() if attention_blender is not None else None)
+
+
 def _forward(network, batch: np.ndarray, device, dtype, return_attention: bool):
-    tensor = torch.from_numpy(batch).to(device)
-    if device.type == "cpu":
-        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    tensor = host_to_device(batch, device)
     with torch.inference_mode(), autocast(device, dtype):
         output = network(tensor, return_attention=return_attention)
     logits, maps = output if return_attention else (output, [])

@@ -24,13 +24,42 @@ def instances_from_probabilities(
     seeds_mask = (ndi.gaussian_filter(interior, 1.0) > seed_threshold) & foreground
     seeds, _ = ndi.label(seeds_mask)
     seeds = remove_small(seeds, max(min_size // 4, 2))
-    elevation = boundary - interior
-    labels = watershed(elevation, markers=seeds, mask=foreground)
+    labels = flood_from_seeds(boundary - interior, seeds, foreground)
     unseeded, count = ndi.label(foreground & (labels == 0))
     if count:
         labels = np.where(unseeded > 0, unseeded + labels.max(), labels)
     labels = remove_small(labels, min_size)
     return relabel_sequential(labels)[0].astype(np.int32)
+
+
+def flood_from_seeds(elevation: np.ndarray, seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``watershed(elevation, markers=seeds, mask=mask)``, the same labels, several times faster.
+
+    A connected piece of the mask that holds one seed is that seed's object whole, with no flooding;
+    only pieces holding several seeds are flooded, each in its own bounding box. One watershed over
+    the whole image spends most of its time on pixels that have no choice to make.
+    """
+    pieces, n_pieces = ndi.label(mask)  # 4-connected, as watershed's default connectivity
+    labels = np.zeros(mask.shape, dtype=np.int32)
+    if n_pieces == 0 or seeds.max(initial=0) == 0:
+        return labels
+    seeded = seeds > 0
+    piece_of_seed = np.zeros(int(seeds.max()) + 1, dtype=np.int64)
+    piece_of_seed[seeds[seeded]] = pieces[seeded]
+    seed_ids = np.flatnonzero(piece_of_seed)
+    seeds_per_piece = np.bincount(piece_of_seed[seed_ids], minlength=n_pieces + 1)
+    single = seeds_per_piece[piece_of_seed[seed_ids]] == 1
+    seed_of_piece = np.zeros(n_pieces + 1, dtype=np.int32)
+    seed_of_piece[piece_of_seed[seed_ids[single]]] = seed_ids[single]
+    labels[:] = seed_of_piece[pieces]
+    shared = seeds_per_piece > 1
+    for piece_id, box in enumerate(ndi.find_objects(np.where(shared[pieces], pieces, 0)), start=1):
+        if box is None:
+            continue
+        inside = pieces[box] == piece_id
+        flooded = watershed(elevation[box], markers=np.where(inside, seeds[box], 0), mask=inside)
+        labels[box][inside] = flooded[inside]
+    return labels
 
 
 def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:

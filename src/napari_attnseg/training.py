@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .card import describe_images, training_record, weights_sha256
 from .config import InferConfig, TrainConfig
-from .devices import autocast, autocast_dtype, resolve_device
+from .devices import autocast, autocast_dtype, host_to_device, resolve_device
 from .errors import InputError
 from .inference import drain
 from .model import AttentionUNet
@@ -187,9 +187,7 @@ def train_steps(
 
 
 def _train_step(network, optimizer, batch, device, dtype, class_weights, scaler=None) -> float:
-    images, targets, weights = (torch.from_numpy(array).to(device) for array in batch)
-    if device.type == "cpu":
-        images = images.contiguous(memory_format=torch.channels_last)
+    images, targets, weights = (host_to_device(array, device) for array in batch)
     optimizer.zero_grad(set_to_none=True)
     with autocast(device, dtype):
         logits = network(images)

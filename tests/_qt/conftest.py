@@ -23,9 +23,17 @@ def errors(monkeypatch):
     """Messages the widgets sent to napari's error notifications."""
     messages: list[str] = []
     import napari_attnseg._qt._workers as workers
-    from napari_attnseg._qt import correct_widget, finetune_widget, images_widget, segment_widget
+    from napari_attnseg._qt import (
+        compare_widget,
+        correct_widget,
+        finetune_widget,
+        images_widget,
+        model_widget,
+        segment_widget,
+    )
 
-    for module in (workers, correct_widget, finetune_widget, images_widget, segment_widget):
+    for module in (workers, compare_widget, correct_widget, finetune_widget, images_widget, model_widget,
+                   segment_widget):
         monkeypatch.setattr(module, "show_error", messages.append)
     return messages
 

@@ -70,9 +70,11 @@ def test_opening_the_widgets_does_not_import_torch():
 
     code = (
         "import sys, napari\n"
-        "from napari_attnseg._qt import CorrectWidget, FinetuneWidget, ImagesWidget, SegmentWidget\n"
+        "from napari_attnseg._qt import (CompareWidget, CorrectWidget, FinetuneWidget, ImagesWidget,\n"
+        "                                ModelWidget, SegmentWidget)\n"
         "viewer = napari.Viewer(show=False)\n"
-        "widgets = [cls(viewer) for cls in (ImagesWidget, SegmentWidget, CorrectWidget, FinetuneWidget)]\n"
+        "widgets = [cls(viewer) for cls in (ImagesWidget, SegmentWidget, CorrectWidget, FinetuneWidget,\n"
+        "                                   CompareWidget, ModelWidget)]\n"
         "print('torch' in sys.modules)\n"
         "viewer.close()\n"
     )

@@ -1,8 +1,10 @@
 """The napari dock widgets: the only part of the package that imports Qt, magicgui or napari."""
 
+from .compare_widget import CompareWidget
 from .correct_widget import CorrectWidget
 from .finetune_widget import FinetuneWidget
 from .images_widget import ImagesWidget
+from .model_widget import ModelWidget
 from .segment_widget import SegmentWidget
 
-__all__ = ["CorrectWidget", "FinetuneWidget", "ImagesWidget", "SegmentWidget"]
+__all__ = ["CompareWidget", "CorrectWidget", "FinetuneWidget", "ImagesWidget", "ModelWidget", "SegmentWidget"]

@@ -1,0 +1,175 @@
+"""AttnSeg: Compare — two models on one image, scored against the user's corrected labels."""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtGui import QFont
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from . import _common
+from ._model_picker import MODEL_FILE, MODEL_TUNED, ModelPicker
+from ._session import LayerNames, session_for
+from ._workers import start_worker
+
+SLOTS = ("A", "B")
+
+
+class CompareWidget(QWidget):
+    """Pick an image, its corrected labels and two models; Compare; keep the better model."""
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.worker = None
+        self.models: list = []
+        _common.warm_up_labels()
+
+        self.image_combo = _common.layer_combo(self.viewer, Image, "image")
+        self.reference_combo = _common.layer_combo(self.viewer, Labels, "corrected labels",
+                                                   keep=lambda name: not _common.is_checked_layer(name))
+        self.checked_combo = ComboBox(label="score only in", nullable=True, choices=self._checked_choices)
+        self.pickers = [ModelPicker("model A", MODEL_TUNED), ModelPicker("model B", MODEL_FILE)]
+        self.form = Container(widgets=[self.image_combo, self.reference_combo, self.checked_combo,
+                                       *(widget for picker in self.pickers for widget in picker.widgets)])
+        self.compare_button = _common.button("Compare", self.start, "segment the image with both models")
+        self.cancel_button = _common.button("Cancel", self.cancel, "stop the comparison")
+        self.cancel_button.setEnabled(False)
+        self.use_buttons = [_common.button(f"Use {slot}", lambda index=index: self.use(index),
+                                           f"segment and fine-tune with model {slot} from now on")
+                            for index, slot in enumerate(SLOTS)]
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.table = QTableWidget(0, len(SLOTS))
+        self.status = QLabel("Scores count only what you corrected: pick your corrected labels, and their "
+                             "checked regions if you marked some.")
+        self.status.setWordWrap(True)
+
+        run_buttons = QHBoxLayout()
+        run_buttons.addWidget(self.compare_button)
+        run_buttons.addWidget(self.cancel_button)
+        use_buttons = QHBoxLayout()
+        for widget in self.use_buttons:
+            widget.setEnabled(False)
+            use_buttons.addWidget(widget)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.form.native)
+        layout.addLayout(run_buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.table)
+        layout.addLayout(use_buttons)
+        layout.addWidget(self.status)
+        layout.addStretch()
+        _common.watch_layers(self.viewer, self.form)
+        self.image_combo.changed.connect(self._follow_image)
+        self._follow_image(self.image_combo.value)
+
+    def _checked_choices(self, _widget=None) -> list[str]:
+        return [layer.name for layer in self.viewer.layers
+                if isinstance(layer, Labels) and _common.is_checked_layer(layer.name)]
+
+    def _follow_image(self, image_name: str | None) -> None:
+        """Pick the image's own labels and checked layers when they exist."""
+        if not image_name:
+            return
+        names = LayerNames(image_name)
+        if names.labels in self.reference_combo.choices:
+            self.reference_combo.value = names.labels
+        self.checked_combo.value = names.checked if names.checked in self.checked_combo.choices else None
+
+    # -- run -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        from ..comparison import compare_steps
+        from ..errors import AttnSegError
+
+        image_layer = _common.get_layer(self.viewer, self.image_combo.value)
+        reference_layer = _common.get_layer(self.viewer, self.reference_combo.value)
+        if image_layer is None or reference_layer is None:
+            show_error("Compare: open an image and its corrected labels first")
+            return
+        checked_layer = _common.get_layer(self.viewer, self.checked_combo.value)
+        try:
+            models = [picker.resolve(self.session) for picker in self.pickers]
+        except AttnSegError as error:
+            show_error(f"Compare: {error}")
+            return
+        names = [f"{slot}: {label}" for slot, (_model, label) in zip(SLOTS, models)]
+        checked = np.asarray(checked_layer.data) > 0 if checked_layer is not None else None
+        self.models = []
+        self._set_running(True)
+        self.status.setText(f"comparing {names[0]} and {names[1]} on {image_layer.name}…")
+        self.worker = start_worker(
+            compare_steps, np.asarray(image_layer.data), np.asarray(reference_layer.data),
+            [(name, model) for name, (model, _label) in zip(names, models)], None,
+            -1 if image_layer.rgb else None, checked,
+            description=f"Comparing models on {image_layer.name}",
+            on_yield=self._on_progress,
+            on_return=lambda result, name=image_layer.name, chosen=models: self._on_result(name, chosen, result),
+            on_abort=lambda: self.status.setText("comparison cancelled"),
+            on_finish=lambda: self._set_running(False),
+        )
+
+    def _on_progress(self, report) -> None:
+        self.progress.setValue(int(report.fraction * 1000))
+        self.status.setText(f"segmenting with {report.name}…")
+
+    def _on_result(self, image_name: str, models: list, comparison) -> None:
+        """Main thread: one labels layer per model next to the image, and the scores table."""
+        if image_name not in self.viewer.layers:
+            self.status.setText(f"{image_name} was closed while the models ran; nothing shown")
+            return
+        scale = self.viewer.layers[image_name].scale[-comparison.labels[0].ndim:]
+        for slot, labels in zip(SLOTS, comparison.labels):
+            _common.put_layer(self.viewer, f"{image_name}_model_{slot}", labels, Labels, scale=scale)
+        self._fill_table(comparison)
+        self.models = models
+        for button in self.use_buttons:
+            button.setEnabled(True)
+        best = comparison.best()
+        message = (f"{comparison.names[best]} scores higher (AP50 {comparison.scores[best]['ap50']:.3f}, "
+                   f"{comparison.region})")
+        if comparison.scores[0]["ap50"] == comparison.scores[1]["ap50"]:
+            message = f"both models score AP50 {comparison.scores[0]['ap50']:.3f} ({comparison.region})"
+        self.status.setText(message)
+        self.progress.setValue(1000)
+
+    def _fill_table(self, comparison) -> None:
+        from ..comparison import SCORE_ROWS, format_score
+
+        self.table.setRowCount(len(SCORE_ROWS))
+        self.table.setHorizontalHeaderLabels(comparison.names)
+        self.table.setVerticalHeaderLabels([title for _key, title in SCORE_ROWS])
+        bold = QFont()
+        bold.setBold(True)
+        for row, (key, _title) in enumerate(SCORE_ROWS):
+            values = [score[key] for score in comparison.scores]
+            for column, value in enumerate(values):
+                item = QTableWidgetItem(format_score(value))
+                if key.startswith(("ap", "dice", "precision", "recall")) and value == max(values):
+                    item.setFont(bold)
+                self.table.setItem(row, column, item)
+        self.table.resizeColumnsToContents()
+
+    # -- controls --------------------------------------------------------------------------------
+    def use(self, index: int) -> None:
+        """Make model A or B the one the Segment and Fine-tune docks use."""
+        if not self.models:
+            return
+        model, label = self.models[index]
+        self.session.set_model(model, label, tuned=model is self.session.tuned_model)
+        show_info(f"AttnSeg now uses {label}")
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()
+
+    def _set_running(self, running: bool) -> None:
+        self.compare_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        if not running:
+            self.worker = None
+

@@ -1,0 +1,62 @@
+"""The Model dock: the card of the model in use; open, save and export models."""
+
+import numpy as np
+import pytest
+
+import napari_attnseg as nas
+from napari_attnseg._qt import ModelWidget
+from napari_attnseg._qt._session import session_for
+from napari_attnseg._qt.model_widget import SAVE_FORMATS
+
+from .helpers import wait_idle
+
+
+@pytest.fixture
+def model_dock(viewer, qtbot):
+    dock = ModelWidget(viewer)
+    qtbot.addWidget(dock)
+    return dock
+
+
+def test_the_card_follows_the_model_in_use(viewer, model_dock):
+    assert model_dock.card.toPlainText() == ""  # nothing loaded (or imported) until asked
+    model_dock.show_card()
+    assert "name:        tiny" in model_dock.card.toPlainText()
+    session_for(viewer).set_model(nas.load_model(), "bundled default")
+    assert "attnseg-default-nuclei" in model_dock.card.toPlainText()
+    assert "504,326 parameters" in model_dock.card.toPlainText()
+
+
+def test_save_then_open_round_trips_the_model_in_use(viewer, qtbot, model_dock, tmp_path):
+    session = session_for(viewer)
+    model_dock.save_format.value = "napari-attnseg model (.safetensors)"
+    model_dock.save_file.value = tmp_path / "mine"
+    model_dock.save()
+    wait_idle(qtbot, model_dock)
+    saved = tmp_path / "mine.safetensors"
+    assert "saved" in model_dock.status.text() and saved.is_file()
+    model_dock.open_file.value = saved
+    model_dock.open_model()
+    assert session.model_label == "mine.safetensors"
+    original, reopened = session.default_model.network.state_dict(), session.model.network.state_dict()
+    assert all(np.array_equal(original[key].numpy(), reopened[key].numpy()) for key in original)
+
+
+def test_a_file_that_is_not_a_model_is_one_notification(viewer, model_dock, tmp_path, errors):
+    bad = tmp_path / "notes.safetensors"
+    bad.write_text("not a model")
+    model_dock.open_file.value = bad
+    model_dock.open_model()
+    model_dock.save_file.value = tmp_path  # a folder, not a file
+    model_dock.save()
+    assert len(errors) == 2
+    assert errors[0].startswith("Model: notes.safetensors") and "not a napari-attnseg model" in errors[0]
+    assert errors[1] == "Model: choose a file to save to"
+    assert session_for(viewer).model_label == "bundled default"
+
+
+def test_choosing_a_format_changes_the_suffix(model_dock, tmp_path):
+    model_dock.save_file.value = tmp_path / "shared.safetensors"
+    model_dock.save_format.value = "ONNX (.onnx)"
+    assert str(model_dock.save_file.value).endswith("shared.onnx")
+    assert set(fmt for fmt, _suffix in SAVE_FORMATS.values()) == {"safetensors", "onnx", "torchscript", "bioimageio"}

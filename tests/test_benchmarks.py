@@ -1,0 +1,70 @@
+"""Every benchmark runs at its --quick settings and writes the JSON that benchmarks/summary.py reads.
+
+Smoke checks of the scripts, not measurements: each runs in its own process, as `make benchmark` runs it.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ROW_KEYS = {
+    "cpu": {"size", "seconds", "network_seconds", "megapixel_per_s", "objects", "peak_rss_mb"},
+    "finetune": {"precision", "ms_per_step"},
+    "flops": {"precision", "forward_s", "gflop_per_s", "matmul_peak_gflop_per_s", "share_of_peak"},
+    "large": {"size", "chunk", "halo", "seconds", "megapixel_per_s", "objects", "peak_rss_mb"},
+    "monai": {"method", "precision", "size", "parameters", "seconds", "s_per_megapixel", "peak_rss_mb",
+              "speed_vs_monai"},
+    "ui_latency": {"job", "size", "beats", "max_ms", "p99_ms", "median_ms", "handoff_max_ms"},
+}
+
+
+def _run(script: str, json_path: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(BENCHMARKS.parent / "src"),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, str(BENCHMARKS / script), "--quick", "--json", str(json_path)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+@pytest.mark.parametrize("name", ["cpu", "finetune", "flops", "large", "monai", "ui_latency"])
+def test_quick_run_prints_a_table_and_writes_json(name, tmp_path):
+    if name == "monai" and importlib.util.find_spec("monai") is None:
+        pytest.skip("bench_monai compares against MONAI, which is not installed (pip install monai)")
+    if name == "large" and importlib.util.find_spec("zarr") is None:
+        pytest.skip("bench_large writes a zarr array, and zarr is not installed")
+    if name == "ui_latency" and not os.environ.get("DISPLAY"):
+        pytest.skip("bench_ui_latency opens a napari window and needs a display (pytest-xvfb gives one)")
+    json_path = tmp_path / "out" / f"{name}.json"
+    result = _run(f"bench_{name}.py", json_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len(result.stdout.strip().splitlines()) >= 2  # a header and at least one row on stdout
+    report = json.loads(json_path.read_text())
+    assert report["benchmark"] == name and report["quick"] is True
+    assert {"machine", "created", "rows", "headline"} <= set(report)
+    assert report["rows"] and all(ROW_KEYS[name] <= set(row) for row in report["rows"])
+    assert report["headline"] and all(set(entry) == {"case", "metric", "value"} for entry in report["headline"])
+
+
+def test_summary_makes_one_markdown_table(tmp_path, capsys):
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import summary
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    for name, value in (("cpu", 0.7123), ("large", 32.9)):
+        (tmp_path / f"{name}.json").write_text(json.dumps({
+            "benchmark": name, "quick": False, "machine": "test box", "rows": [],
+            "headline": [{"case": f"{name} case", "metric": "seconds", "value": value}]}))
+    (tmp_path / "notes.json").write_text("[1, 2]")  # not a benchmark report: skipped with a note
+    assert summary.main([str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[:4] == ["| benchmark | case | metric | value |", "|---|---|---|---:|",
+                                             "| cpu | cpu case | seconds | 0.712 |",
+                                             "| large | large case | seconds | 32.9 |"]
+    assert "Measured on: test box." in captured.out and "skipped" in captured.err
+    assert summary.main([str(tmp_path / "missing")]) == 2
