@@ -46,6 +46,7 @@ def test_segment_edit_finetune_resegment(viewer, qtbot, nuclei_image, errors):
     assert session.tuned_model is not None and session.current_model is session.tuned_model
     assert len(finetune.plot.loss) >= 4 and finetune.plot.score
     assert "validation AP50" in finetune.result.text()
+    assert [image["name"] for image in session.tuned_model.card["record"]["images"]] == ["cells"]
     qtbot.waitUntil(lambda: "cells_tuned_labels" in viewer.layers, timeout=60_000)
     # The corrections are untouched by re-segmentation.
     np.testing.assert_array_equal(viewer.layers["cells_labels"].data, truth)

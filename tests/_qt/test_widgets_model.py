@@ -60,3 +60,16 @@ def test_choosing_a_format_changes_the_suffix(model_dock, tmp_path):
     model_dock.save_format.value = "ONNX (.onnx)"
     assert str(model_dock.save_file.value).endswith("shared.onnx")
     assert set(fmt for fmt, _suffix in SAVE_FORMATS.values()) == {"safetensors", "onnx", "torchscript", "bioimageio"}
+
+
+def test_export_to_onnx_from_the_dock_then_open_it(viewer, qtbot, model_dock, tmp_path, errors):
+    pytest.importorskip("onnxscript", reason="ONNX export needs the 'export' extra")
+    model_dock.save_format.value = "ONNX (.onnx)"
+    model_dock.save_file.value = tmp_path / "shared"
+    model_dock.save()
+    wait_idle(qtbot, model_dock, timeout=120_000)
+    assert errors == [] and "match torch's" in model_dock.status.text()
+    model_dock.open_file.value = tmp_path / "shared.onnx"
+    model_dock.open_model()
+    session = session_for(viewer)
+    assert session.model_label == "shared.onnx" and "runs from:   onnx file" in session.model.summary()
