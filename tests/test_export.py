@@ -2,6 +2,7 @@
 
 import io
 import json
+import pickle
 import shutil
 import sys
 import zipfile
@@ -93,6 +94,11 @@ def test_onnx_network_tolerates_to_autocast_and_copies(onnx_export):
     torch.testing.assert_close(torch.softmax(plain, 1).sum(1), torch.ones(3, 32, 48))
     copied = model.copy()
     assert copied.network is not model.network and copied.network.session is model.network.session
+    # dask.distributed ships models to other processes by pickling them: the session is rebuilt there
+    shipped = pickle.loads(pickle.dumps(model))
+    assert shipped.network.session is not model.network.session and shipped.config == model.config
+    with torch.inference_mode():
+        torch.testing.assert_close(shipped.network(tensor), plain)
 
 
 def test_an_onnx_model_is_not_fine_tuned_saved_or_exported_again(onnx_export, nuclei_pair, tmp_path):

@@ -5,7 +5,8 @@ that takes normalised (N, C, Y, X) tensors and returns log-probabilities, which 
 treats as logits (softmax of log p is p).
 
 Safety: an ONNX file is a graph of standard operators run by onnxruntime; opening it runs no code of
-its author's. A TorchScript file is a program: torch.jit.load runs no Python pickle, but the file's
+its author's, and as the session is built from the file's bytes, references to external data files
+are refused rather than followed (tested by hand with onnxruntime 1.31). A TorchScript file is a program: torch.jit.load runs no Python pickle, but the file's
 TorchScript code runs (its ``__setstate__`` methods on load, ``forward`` on every call), and
 PyTorch's security policy says to treat such models as code from their author. So TorchScript files
 (and packages used through their TorchScript weights) load only with ``trust_code=True``.
@@ -51,9 +52,10 @@ class OnnxNetwork(nn.Module):
     result comes back on the input's device. ``.to()`` and ``.eval()`` are harmless no-ops.
     """
 
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, model_bytes: bytes) -> None:
         super().__init__()
         self.session = session
+        self.model_bytes = model_bytes  # to rebuild the session in another process (dask workers)
         self.input_name = session.get_inputs()[0].name
 
     def forward(self, image: torch.Tensor, return_attention: bool = False):
@@ -63,7 +65,14 @@ class OnnxNetwork(nn.Module):
         return (logits, []) if return_attention else logits
 
     def __deepcopy__(self, memo: dict) -> OnnxNetwork:
-        return OnnxNetwork(self.session)  # a session is immutable and safe to share between threads
+        return OnnxNetwork(self.session, self.model_bytes)  # a session is immutable and thread-safe
+
+    def __reduce__(self):
+        return _onnx_network, (self.model_bytes,)
+
+
+def _onnx_network(model_bytes: bytes) -> OnnxNetwork:
+    return OnnxNetwork(onnx_session(model_bytes), model_bytes)
 
 
 class TorchscriptNetwork(nn.Module):
@@ -95,8 +104,9 @@ def _parse_metadata(metadata: dict[str, str], where: str) -> tuple[ModelConfig, 
 def load_onnx(source: Path | bytes, where: str) -> SegModel:
     """A SegModel running an ONNX file (path or bytes) exported by napari-attnseg, via onnxruntime."""
     ort = require("onnxruntime", "Running an ONNX model")
+    model_bytes = source if isinstance(source, bytes) else Path(source).read_bytes()
     try:
-        session = onnx_session(source if isinstance(source, bytes) else str(source), ort)
+        session = onnx_session(model_bytes, ort)
     except Exception as error:  # onnxruntime raises its own untyped errors for damaged files
         raise ModelFileError(f"{where} is not a readable ONNX model ({str(error).splitlines()[0][:200]})") from None
     config, card = _parse_metadata(session.get_modelmeta().custom_metadata_map, where)
@@ -105,7 +115,7 @@ def load_onnx(source: Path | bytes, where: str) -> SegModel:
         raise ModelFileError(f"{where}: the network reads {channels} channels but its configuration says "
                              f"{config.in_channels}")
     card["source"] = {"format": "onnx", "file": where, "runtime": f"onnxruntime {ort.__version__}"}
-    return SegModel(network=OnnxNetwork(session), config=config, card=card)
+    return SegModel(network=OnnxNetwork(session, model_bytes), config=config, card=card)
 
 
 def load_torchscript(source: Path | bytes, where: str, trust_code: bool = False) -> SegModel:
