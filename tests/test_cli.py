@@ -83,7 +83,6 @@ def test_unreadable_image_is_skipped_with_a_message(workspace, capsys):
 
 
 def test_export_torchscript_then_info_needs_trust(workspace, capsys):
-    pytest.importorskip("onnx", reason="attnseg export needs the 'export' extra")
     w = workspace
     assert main(["export", str(w / "tiny.model"), "--format", "torchscript", "-o", str(w / "tiny.pt")]) == 0
     out = capsys.readouterr().out

@@ -101,3 +101,22 @@ def test_bundled_default_model_loads_offline():
 def test_saved_files_are_readable_by_others(tiny_model, tmp_path):
     path = save_model(tiny_model, tmp_path / "shared.model")
     assert path.stat().st_mode & 0o044 == 0o044
+
+
+def test_torchscript_files_need_trust_and_must_be_ours(tmp_path):
+    scripted = torch.jit.script(torch.nn.Conv2d(1, 3, 1))
+    path = tmp_path / "foreign.pt"
+    torch.jit.save(scripted, str(path))
+    with pytest.raises(ModelFileError, match="trust"):
+        load_model(path)
+    with pytest.raises(ModelFileError, match="not exported by napari-attnseg"):
+        load_model(path, trust_code=True)
+
+
+def test_exported_models_show_what_was_checked(tiny_model, tmp_path):
+    from napari_attnseg.export import export_torchscript
+
+    export_torchscript(tiny_model, tmp_path / "tiny.pt")
+    summary = load_model(tmp_path / "tiny.pt", trust_code=True).summary()
+    assert "exported:    torchscript with torch" in summary and "max abs difference to torch 0.0e+00" in summary
+    assert "30,853 parameters" in summary  # from the card: the traced module is not an AttentionUNet

@@ -93,10 +93,28 @@ def training_record(base_card: dict[str, Any], base_weights: str | None, images:
 
 
 def record_lines(card: dict[str, Any]) -> list[str]:
-    """Readable lines describing ``card["record"]`` (empty when there is none)."""
+    """Readable lines describing ``card["exported"]`` and ``card["record"]`` (empty when neither)."""
+    lines = _export_lines(card.get("exported"))
     record = card.get("record")
     if not isinstance(record, dict):
+        return lines
+    return lines + _training_lines(record)
+
+
+def _export_lines(exported: Any) -> list[str]:
+    if not isinstance(exported, dict):
         return []
+    reports = exported.get("formats") if isinstance(exported.get("formats"), dict) else {"": exported}
+    lines = []
+    for report in reports.values():
+        if isinstance(report, dict) and "max_abs_difference" in report:
+            opset = f" opset {report['opset']} ({report.get('exporter', '?')})" if "opset" in report else ""
+            lines.append(f"exported:    {report.get('format', '?')}{opset} with torch {report.get('torch', '?')}; "
+                         f"max abs difference to torch {report['max_abs_difference']:.1e}")
+    return lines
+
+
+def _training_lines(record: dict[str, Any]) -> list[str]:
     base = record.get("base_model") or {}
     weights = base.get("weights_sha256") or "?"
     lines = [f"fine-tuned:  {record.get('finished', '?')} from {base.get('name', '?')} "

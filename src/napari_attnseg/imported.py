@@ -6,10 +6,11 @@ treats as logits (softmax of log p is p).
 
 Safety: an ONNX file is a graph of standard operators run by onnxruntime; opening it runs no code of
 its author's, and as the session is built from the file's bytes, references to external data files
-are refused rather than followed (tested by hand with onnxruntime 1.31). A TorchScript file is a program: torch.jit.load runs no Python pickle, but the file's
-TorchScript code runs (its ``__setstate__`` methods on load, ``forward`` on every call), and
-PyTorch's security policy says to treat such models as code from their author. So TorchScript files
-(and packages used through their TorchScript weights) load only with ``trust_code=True``.
+are refused rather than followed (tried by hand with onnxruntime 1.31). A TorchScript file is a
+program: torch.jit.load runs no Python pickle, but the file's TorchScript code runs (its
+``__setstate__`` methods on load, ``forward`` on every call), and PyTorch's security policy says to
+treat such models as code from their author. So TorchScript files (and packages used through their
+TorchScript weights) load only with ``trust_code=True``.
 """
 
 from __future__ import annotations
