@@ -39,6 +39,9 @@ class PendingLabels:
 
 def _reason(error: Exception) -> str:
     """What went wrong with a save, in words a biologist can act on."""
+    reason = getattr(error, "reason", None)  # the engine's own words, where it gives them
+    if isinstance(reason, str) and reason:
+        return reason
     code = getattr(error, "errno", None)
     if code == errno.ENOSPC:
         return "the disk is full"
