@@ -119,3 +119,10 @@ def check_project_files(folder) -> dict:
             raise AssertionError(f"unexpected file in the project: {relative}")
     Project.open(folder)  # statuses and model pointer parse
     return loaded
+
+
+def quick_training(finetune, monkeypatch, steps_per_epoch: int = 4) -> None:
+    """Make the Fine-tune widget's epochs tiny (``steps_per_epoch`` batches of 2 crops of 48x48)."""
+    widget_config = finetune.train_config
+    monkeypatch.setattr(finetune, "train_config", lambda: widget_config().replace(
+        steps_per_epoch=steps_per_epoch, batch_size=2, crop_size=48))

@@ -13,7 +13,7 @@ from napari_attnseg._qt import FinetuneWidget, ImagesWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
 from napari_attnseg.project import PROJECT_DIR, Project
 
-from .helpers import check_project_files, painted, wait_idle
+from .helpers import check_project_files, painted, quick_training, wait_idle
 
 SEGMENT_CANCELS = 16
 TRAIN_CANCELS = 10
@@ -149,10 +149,7 @@ def test_stop_fine_tuning_at_random_points(viewer, qtbot, project_folder, errors
     qtbot.addWidget(finetune)
     finetune.seconds.value, finetune.epochs.value = 600, 1000
     finetune.val_fraction.value = 0.0  # no validation: every epoch's model is the best so far
-    widget_config = finetune.train_config
-    # Small, quick epochs: 4 batches of 2 crops of 48x48.
-    monkeypatch.setattr(finetune, "train_config",
-                        lambda: widget_config().replace(steps_per_epoch=4, batch_size=2, crop_size=48))
+    quick_training(finetune, monkeypatch)  # epochs of 4 batches
 
     rng = np.random.default_rng(11)
     # One report before training, one per batch (4 per epoch), one at the end of each epoch with a

@@ -199,6 +199,7 @@ class FinetuneWidget(QWidget):
 
         layer = self._trained_layer() if self._trained_layer is not None else None
         if layer is None or not self._is_open(layer):
+            show_info("The image trained on was closed, so nothing was re-segmented with the new model")
             return
 
         def show(result) -> None:
