@@ -99,6 +99,11 @@ class FinetuneWidget(QWidget):
             raise InputError("choose an image and its corrected labels")
         if checked_layer is None or checked_layer is labels_layer or not np.any(checked_layer.data):
             raise InputError("mark the regions you reviewed as checked first (AttnSeg: Correct)")
+        spatial = tuple(image_layer.data.shape[:-1] if image_layer.rgb else image_layer.data.shape)
+        for layer in (labels_layer, checked_layer):
+            if tuple(layer.data.shape) != spatial:
+                raise InputError(f"'{layer.name}' is {tuple(layer.data.shape)} but the image '{image_layer.name}' "
+                                 f"is {spatial}; choose the layers made for this image")
         # Copies: the worker must never read arrays the user keeps painting in the main thread.
         images = [np.array(image_layer.data, copy=True)]
         labels = [np.array(labels_layer.data, copy=True)]
