@@ -153,7 +153,12 @@ def test_a_fine_tuned_model_the_disk_cannot_take_stays_in_use_and_is_saved_later
 # -- 5. crash recovery ----------------------------------------------------------------------------
 def test_after_a_crash_the_last_autosave_comes_back(viewer, qtbot, project_folder, make_napari_viewer,
                                                    tmp_path_factory):
+    from napari_attnseg.config import ModelConfig
+    from napari_attnseg.modelio import new_model
+
     images = open_project(viewer, qtbot, project_folder)
+    tuned = new_model(ModelConfig(base_width=8, depth=3), name="finetuned-before-crash", seed=5)
+    assert session_for(viewer).save_model(tuned) == "finetuned-before-crash.model"
     first = painted(np.asarray(viewer.layers["cells_0_labels"].data))
     viewer.layers["cells_0_labels"].data = first
     viewer.layers["cells_0_checked"].data_setitem((np.array([1, 2]), np.array([1, 2])), 1)
@@ -182,3 +187,7 @@ def test_after_a_crash_the_last_autosave_comes_back(viewer, qtbot, project_folde
     assert checked[1, 1] and checked[2, 2] and checked.sum() == 2
     restored.image_list.setCurrentRow(1)
     np.testing.assert_array_equal(other.layers["cells_1_labels"].data, second)
+    model = session_for(other).model  # the project's fine-tuned model is in use again
+    assert model.name == "finetuned-before-crash"
+    for key, tensor in tuned.network.state_dict().items():
+        assert np.array_equal(model.network.state_dict()[key].numpy(), tensor.numpy()), key
