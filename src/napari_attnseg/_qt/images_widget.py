@@ -101,7 +101,7 @@ class ImagesWidget(QWidget):
         from ..errors import AttnSegError
         from ..project import Project
 
-        if not self.autosave():
+        if not self.autosave(announce=True):
             return
         try:
             project = Project.open(folder)
