@@ -83,6 +83,7 @@ def test_cancel_segmentation_at_random_points(viewer, qtbot, project_folder, err
 
     rng = np.random.default_rng(20261122)
     outcomes = {"aborted": 0, "delivered": 0}
+    at_once = 0
     for iteration in range(SEGMENT_CANCELS):
         labels_layer.data = np.zeros_like(reference)  # so that a half result would show
         session.predictions.pop("cells_0", None)
@@ -92,6 +93,7 @@ def test_cancel_segmentation_at_random_points(viewer, qtbot, project_folder, err
         worker = segment.worker
         worker.aborted.connect(lambda aborted=aborted: aborted.append(True))
         how = cancel_later(rng, worker, segment.cancel, len(reports))
+        at_once += how == "at once"
         wait_idle(qtbot, segment)
 
         if aborted:
@@ -111,7 +113,8 @@ def test_cancel_segmentation_at_random_points(viewer, qtbot, project_folder, err
         check_project_files(project_folder)
         assert_napari_usable(viewer, iteration, SEGMENT_CANCELS - 1)
     assert_same_weights(model, model_weights)
-    assert outcomes["aborted"] >= SEGMENT_CANCELS // 2 and sum(outcomes.values()) == SEGMENT_CANCELS
+    # A stop right after the start always aborts; later ones may come after a fast worker's last tile.
+    assert outcomes["aborted"] >= max(at_once, 1), (outcomes, at_once)
     assert errors == []
     assert images.image_list.count() == 3
 
@@ -183,7 +186,10 @@ def test_stop_fine_tuning_at_random_points(viewer, qtbot, project_folder, errors
             assert_same_weights(files[model_file], weights(finetune.best))
             assert "cells_0_tuned_labels" in viewer.layers
         assert_napari_usable(viewer, iteration, len(plan) - 1)
-    assert outcomes["unchanged"] >= 3 and outcomes["best kept"] >= 2, outcomes
+    # Deterministic whatever the speed: a stop before the first report keeps the model in use; one
+    # after the 6th report (the first snapshot) keeps a snapshot. Between, it depends on the race.
+    assert outcomes["unchanged"] >= plan.count(0) >= 1, outcomes
+    assert outcomes["best kept"] >= sum(after >= 6 for after in plan) >= 3, outcomes
     assert errors == []
 
 
