@@ -206,15 +206,20 @@ def _cpu_layout(network: AttentionUNet) -> AttentionUNet:
 
 
 def _read_header(path: Path, payload: bytes) -> dict[str, str]:
-    if payload[:2] == b"PK" or payload[:1] == b"\x80":
-        raise ModelFileError(
-            f"{path.name} is a pickled PyTorch file; napari-attnseg never unpickles model files "
-            "because unpickling can run code. Re-save it with napari-attnseg."
-        )
-    if len(payload) < 8:
-        raise ModelFileError(f"{path.name} is not a napari-attnseg model (file too short)")
-    (header_length,) = struct.unpack("<Q", payload[:8])
-    if header_length > min(_MAX_HEADER_BYTES, len(payload) - 8):
+    # A safetensors file starts with the length of its JSON header, whose first byte is 0x80 for
+    # one header length in 32 (lengths are multiples of 8): so look for that framing before
+    # taking 0x80/"PK" for the start of a pickle or a torch.save zip.
+    header_length = struct.unpack("<Q", payload[:8])[0] if len(payload) >= 8 else None
+    framed = (header_length is not None and header_length <= min(_MAX_HEADER_BYTES, len(payload) - 8)
+              and payload[8:9] == b"{")
+    if not framed:
+        if payload[:2] == b"PK" or payload[:1] == b"\x80":
+            raise ModelFileError(
+                f"{path.name} is a pickled PyTorch file; napari-attnseg never unpickles model files "
+                "because unpickling can run code. Re-save it with napari-attnseg."
+            )
+        if len(payload) < 8:
+            raise ModelFileError(f"{path.name} is not a napari-attnseg model (file too short)")
         raise ModelFileError(f"{path.name} is not a napari-attnseg model, or it is truncated")
     try:
         header = json.loads(payload[8: 8 + header_length])

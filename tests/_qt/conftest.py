@@ -22,6 +22,25 @@ def viewer(make_napari_viewer):
 def errors(monkeypatch):
     """Messages the widgets sent to napari's error notifications."""
     messages: list[str] = []
+    for module in _notifying_modules():
+        if hasattr(module, "show_error"):
+            monkeypatch.setattr(module, "show_error", messages.append)
+    return messages
+
+
+@pytest.fixture
+def notices(monkeypatch):
+    """Every notification the widgets sent, as (level, message): 'error', 'warning' or 'info'."""
+    sent: list[tuple[str, str]] = []
+    for module in _notifying_modules():
+        for level in ("error", "warning", "info"):
+            if hasattr(module, f"show_{level}"):
+                monkeypatch.setattr(module, f"show_{level}", lambda message, level=level: sent.append((level, message)))
+    return sent
+
+
+def _notifying_modules():
+    import napari_attnseg._qt._session as session
     import napari_attnseg._qt._workers as workers
     from napari_attnseg._qt import (
         compare_widget,
@@ -32,10 +51,8 @@ def errors(monkeypatch):
         segment_widget,
     )
 
-    for module in (workers, compare_widget, correct_widget, finetune_widget, images_widget, model_widget,
-                   segment_widget):
-        monkeypatch.setattr(module, "show_error", messages.append)
-    return messages
+    return (session, workers, compare_widget, correct_widget, finetune_widget, images_widget, model_widget,
+            segment_widget)
 
 
 @pytest.fixture

@@ -5,11 +5,14 @@ Kept free of widgets so that each dock stays thin; one Session per viewer.
 
 from __future__ import annotations
 
+import errno
+import logging
 import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+from napari.utils.notifications import show_error, show_info
 from psygnal import Signal
 
 if TYPE_CHECKING:
@@ -18,7 +21,33 @@ if TYPE_CHECKING:
     from ..modelio import SegModel
     from ..project import ImageEntry, Project
 
+logger = logging.getLogger(__name__)
+
 _SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass
+class PendingLabels:
+    """Labels (and checks, status) of a project image that could not be written yet."""
+
+    project: Project
+    entry: ImageEntry
+    labels: np.ndarray
+    checked: np.ndarray | None
+    status: str | None
+
+
+def _reason(error: Exception) -> str:
+    """What went wrong with a save, in words a biologist can act on."""
+    reason = getattr(error, "reason", None)  # the engine's own words, where it gives them
+    if isinstance(reason, str) and reason:
+        return reason
+    code = getattr(error, "errno", None)
+    if code == errno.ENOSPC:
+        return "the disk is full"
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return "the project folder is read-only"
+    return f"{type(error).__name__}: {error}"
 
 
 @dataclass
@@ -35,6 +64,7 @@ class Session:
     model_changed = Signal(str)
     project_changed = Signal()
     image_shown = Signal(str)  # name of the image layer of the project image now shown
+    save_state_changed = Signal(str)  # why saving fails now, or "" once everything is saved again
 
     def __init__(self) -> None:
         self._default_model: SegModel | None = None
@@ -47,6 +77,12 @@ class Session:
         # Weak: the sessions live in a module-level dict keyed (weakly) by viewer, so a strong
         # reference to a widget here would keep its viewer alive forever.
         self._autosave_hooks: list[weakref.WeakMethod] = []
+        # Writes that failed (disk full, read-only folder): kept here and retried by every autosave,
+        # so no edit is lost while the fault lasts, and the user hears about it once, not every tick.
+        self.unsaved: dict[str, PendingLabels] = {}  # by labels file path
+        self.unsaved_model: SegModel | None = None
+        self.save_fault: str | None = None
+        self._tried_this_pass: set[str] | None = None
 
     # -- model -----------------------------------------------------------------------------------
     @property
@@ -76,14 +112,114 @@ class Session:
         """Register a widget's bound ``autosave`` method (held weakly)."""
         self._autosave_hooks.append(weakref.WeakMethod(method))
 
-    def autosave(self) -> None:
-        """Ask every widget that holds unsaved edits to save them now."""
-        for reference in list(self._autosave_hooks):
-            hook = reference()
-            if hook is None:
-                self._autosave_hooks.remove(reference)
-            else:
-                hook()
+    def autosave(self) -> bool:
+        """Ask every widget that holds unsaved edits to save them now, then retry failed writes.
+
+        Returns True when nothing is left unsaved.
+        """
+        self._tried_this_pass = set()  # a file a widget just failed to write is not retried at once
+        try:
+            for reference in list(self._autosave_hooks):
+                hook = reference()
+                if hook is None:
+                    self._autosave_hooks.remove(reference)
+                else:
+                    hook()
+            return self.retry_unsaved()
+        finally:
+            self._tried_this_pass = None
+
+    # -- saving ----------------------------------------------------------------------------------
+    def save_labels(self, entry: ImageEntry, labels: np.ndarray, checked: np.ndarray | None = None,
+                    status: str | None = None, announce: bool = False, project: Project | None = None) -> bool:
+        """Write a project image's labels; if that fails keep a copy here for the next autosave.
+
+        ``announce``: notify even if this fault was already reported (the user clicked Save).
+        ``project``: the entry's project when it is no longer the open one.
+        """
+        from ..errors import AttnSegError
+
+        project = project if project is not None else self.project
+        key = str(project.labels_path(entry))
+        if self._tried_this_pass is not None:
+            self._tried_this_pass.add(key)
+        pending = self.unsaved.get(key)
+        if checked is None and pending is not None:
+            checked = pending.checked  # an earlier, still unwritten mask must not be dropped
+        if status is None and pending is not None:
+            status = pending.status
+        try:
+            project.save_labels(entry, labels, checked, status=status)
+        except (OSError, AttnSegError) as error:
+            self.unsaved[key] = PendingLabels(
+                project, entry, np.array(labels, copy=True),
+                None if checked is None else np.array(checked, dtype=bool, copy=True), status)
+            self._save_failed(entry.file, error, announce)
+            return False
+        self.unsaved.pop(key, None)
+        self._save_worked()
+        return True
+
+    def pending_labels(self, entry: ImageEntry) -> PendingLabels | None:
+        """The not yet written labels of ``entry`` of the open project, if any."""
+        if self.project is None:
+            return None
+        return self.unsaved.get(str(self.project.labels_path(entry)))
+
+    def save_model(self, model: SegModel) -> str | None:
+        """Save a fine-tuned model into the project and point the project at it.
+
+        Returns the file name, or None when there is no project or the write failed (the model is
+        kept here and written by the next autosave).
+        """
+        from ..modelio import save_model
+
+        project = self.project
+        if project is None:
+            return None
+        path = project.models_dir() / f"{model.name}.model"
+        try:
+            save_model(model, path)
+            project.model_file = str(path.relative_to(project.data_dir))
+            project.save()
+        except OSError as error:
+            self.unsaved_model = model
+            self._save_failed(path.name, error, announce=False)
+            return None
+        if self.unsaved_model is model:
+            self.unsaved_model = None
+        self._save_worked()
+        return path.name
+
+    def retry_unsaved(self) -> bool:
+        """Write what earlier saves could not; True when nothing is left unsaved."""
+        for key, pending in list(self.unsaved.items()):
+            if self._tried_this_pass is not None and key in self._tried_this_pass:
+                continue
+            self.save_labels(pending.entry, pending.labels, pending.checked, pending.status,
+                             project=pending.project)
+        if self.unsaved_model is not None:
+            self.save_model(self.unsaved_model)
+        return not self.has_unsaved()
+
+    def has_unsaved(self) -> bool:
+        return bool(self.unsaved) or self.unsaved_model is not None
+
+    def _save_failed(self, file: str, error: Exception, announce: bool) -> None:
+        reason = _reason(error)
+        logger.warning("could not save %s: %s", file, error)
+        first = self.save_fault is None
+        self.save_fault = reason
+        if first or announce:
+            show_error(f"Could not save {file}: {reason}. Your edits stay in napari and are saved "
+                       "automatically as soon as writing works again.")
+        self.save_state_changed.emit(reason)
+
+    def _save_worked(self) -> None:
+        if self.save_fault is not None and not self.has_unsaved():
+            self.save_fault = None
+            show_info("Saving works again: every edit is saved.")
+            self.save_state_changed.emit("")
 
     # -- predictions -----------------------------------------------------------------------------
     def labels_edited(self, image_name: str, labels: np.ndarray) -> bool:

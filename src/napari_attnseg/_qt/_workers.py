@@ -59,13 +59,18 @@ def start_worker(
     outcome: dict[str, Any] = {}
 
     def advance(report: Any) -> None:
+        if "finished" in outcome:
+            return
+        # The handler first: napari's activity-dock bar calls processEvents() when it moves, which
+        # would run the queued aborted/finished handlers *before* this report's handler (a Stop
+        # would then see a stale state, and a late report would overwrite "cancelled").
+        if on_yield is not None:
+            on_yield(report)
         fraction = getattr(report, "fraction", None)
-        if fraction is not None:
+        if fraction is not None and "finished" not in outcome:
             target = int(round(min(max(fraction, 0.0), 1.0) * _STEPS))
             if target > bar.n:
                 bar.update(target - bar.n)
-        if on_yield is not None:
-            on_yield(report)
 
     def failed(error: Exception) -> None:
         if isinstance(error, AttnSegError):
@@ -87,6 +92,7 @@ def start_worker(
         worker.aborted.connect(on_abort)
 
     def finished() -> None:
+        outcome["finished"] = True
         bar.close()
         if "result" in outcome and "delivered" not in outcome and on_return is not None:
             on_return(outcome["result"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
+import weakref
 
 import napari
 import numpy as np
@@ -32,6 +33,8 @@ class FinetuneWidget(QWidget):
         _common.warm_up_labels()
         self.best = None
         self.used_entries: list = []
+        self.segment_worker = None
+        self._trained_layer = None  # weak reference to the image layer the job trains on
 
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
         self.labels_combo = _common.layer_combo(self.viewer, Labels, "corrected labels",
@@ -96,6 +99,11 @@ class FinetuneWidget(QWidget):
             raise InputError("choose an image and its corrected labels")
         if checked_layer is None or checked_layer is labels_layer or not np.any(checked_layer.data):
             raise InputError("mark the regions you reviewed as checked first (AttnSeg: Correct)")
+        spatial = tuple(image_layer.data.shape[:-1] if image_layer.rgb else image_layer.data.shape)
+        for layer in (labels_layer, checked_layer):
+            if tuple(layer.data.shape) != spatial:
+                raise InputError(f"'{layer.name}' is {tuple(layer.data.shape)} but the image '{image_layer.name}' "
+                                 f"is {spatial}; choose the layers made for this image")
         # Copies: the worker must never read arrays the user keeps painting in the main thread.
         images = [np.array(image_layer.data, copy=True)]
         labels = [np.array(labels_layer.data, copy=True)]
@@ -135,6 +143,7 @@ class FinetuneWidget(QWidget):
             show_error(f"Fine-tune: {error}")
             return
         self.best = None
+        self._trained_layer = weakref.ref(_common.get_layer(self.viewer, self.image_combo.value))
         self.plot.clear()
         self.result.setText("")
         self._set_running(True)
@@ -174,20 +183,12 @@ class FinetuneWidget(QWidget):
         model.card["name"] = f"finetuned-{stamp}"
         self.session.set_model(model, model.card["name"], tuned=True)
         saved = ""
-        project = self.session.project
-        if project is not None:
-            from ..modelio import save_model
-
-            path = project.models_dir() / f"{model.card['name']}.model"
-            try:
-                save_model(model, path)
-                project.model_file = str(path.relative_to(project.data_dir))
-                for entry in self.used_entries:
-                    entry.status = "training"
-                project.save()
-                saved = f"; saved to {path.name}"
-            except OSError as error:
-                show_error(f"Fine-tune: could not save the model ({error}); it stays in use for this session")
+        if self.session.project is not None:
+            # Statuses first: they reach project.json with the model file, or with the next save.
+            for entry in self.used_entries:
+                entry.status = "training"
+            file_name = self.session.save_model(model)  # a failed write is kept and retried
+            saved = f"; saved to {file_name}" if file_name else "; not saved yet (will retry)"
             self.session.project_changed.emit()
         validation = model.card.get("validation") or {}
         before, after = validation.get("before"), validation.get("after")
@@ -199,20 +200,34 @@ class FinetuneWidget(QWidget):
         self._resegment(model)
 
     def _resegment(self, model) -> None:
-        """Segment the training image with the new model into '<image>_tuned_labels' (edits untouched)."""
+        """Segment the training image with the new model into '<image>_tuned_labels' (edits untouched).
+
+        The image is the one trained on, not whatever the picker shows now; if it was closed, skip.
+        """
         from ..inference import segment_steps
 
-        layer = _common.get_layer(self.viewer, self.image_combo.value)
-        if layer is None:
+        layer = self._trained_layer() if self._trained_layer is not None else None
+        if layer is None or not self._is_open(layer):
+            show_info("The image trained on was closed, so nothing was re-segmented with the new model")
             return
-        name = f"{layer.name}_tuned_labels"
 
         def show(result) -> None:
-            _common.put_layer(self.viewer, name, result.labels, Labels, scale=layer.scale)
+            if not self._is_open(layer):
+                show_info(f"{layer.name} was closed; its re-segmentation with the new model was dropped")
+                return
+            _common.put_layer(self.viewer, f"{layer.name}_tuned_labels", result.labels, Labels,
+                              scale=layer.scale)
 
         self.segment_worker = start_worker(segment_steps, np.asarray(layer.data), model,
                                            None, -1 if layer.rgb else None,
-                                           description=f"Re-segmenting {layer.name}", on_return=show)
+                                           description=f"Re-segmenting {layer.name}", on_return=show,
+                                           on_finish=self._resegment_done)
+
+    def _resegment_done(self) -> None:
+        self.segment_worker = None
+
+    def _is_open(self, layer) -> bool:
+        return any(candidate is layer for candidate in self.viewer.layers)
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)

@@ -68,10 +68,11 @@ class ImagesWidget(QWidget):
 
         self.timer = QTimer(self)
         self.timer.setInterval(AUTOSAVE_MS)
-        self.timer.timeout.connect(self.autosave)
+        self.timer.timeout.connect(self._autosave_tick)
         self.timer.start()
         self.session.add_autosave_hook(self.autosave)
         self.session.project_changed.connect(self.refresh_list)
+        self.session.save_state_changed.connect(self._on_save_state)
         self.viewer.bind_key("Alt-Right", lambda _viewer: self.next_image(), overwrite=True)
         self.viewer.bind_key("Alt-Left", lambda _viewer: self.previous_image(), overwrite=True)
         self._close_watcher = _CloseWatcher(self.autosave)
@@ -100,7 +101,7 @@ class ImagesWidget(QWidget):
         from ..errors import AttnSegError
         from ..project import Project
 
-        if not self.autosave():
+        if not self.autosave(announce=True):
             return
         try:
             project = Project.open(folder)
@@ -166,15 +167,19 @@ class ImagesWidget(QWidget):
         from ..errors import AttnSegError
 
         project = self.session.project
-        if not self.autosave():
+        if not self.autosave(announce=True):
+            self._select_row_of_current()
             return  # the edits on screen could not be saved: keep them there
         entry = project.entries[row]
         try:
             image = project.read_image(entry)
-            labels = project.load_labels(entry)
-            checked = project.load_checked(entry)
+            pending = self.session.pending_labels(entry)  # newer than its files, which could not be written
+            labels = pending.labels if pending is not None else project.load_labels(entry)
+            checked = pending.checked if pending is not None and pending.checked is not None \
+                else project.load_checked(entry)
         except AttnSegError as error:
             show_error(f"Open {entry.file}: {error}")
+            self._select_row_of_current()
             return
         self._close_current()
         names = LayerNames(entry.stem)
@@ -195,6 +200,15 @@ class ImagesWidget(QWidget):
         self.viewer.reset_view()
         self.session.image_shown.emit(names.image)
 
+    def _select_row_of_current(self) -> None:
+        """Point the list back at the image still on screen (a switch was refused)."""
+        entry, project = self.session.current_entry, self.session.project
+        if entry is None or project is None or entry not in project.entries:
+            return
+        self.image_list.blockSignals(True)
+        self.image_list.setCurrentRow(project.entries.index(entry))
+        self.image_list.blockSignals(False)
+
     def _close_current(self) -> None:
         entry = self.session.current_entry
         if entry is None:
@@ -208,6 +222,10 @@ class ImagesWidget(QWidget):
         self._dirty = False
 
     # -- autosave --------------------------------------------------------------------------------
+    def _autosave_tick(self) -> None:
+        """The timer: save the shown edits and retry whatever an earlier save could not write."""
+        self.session.autosave()
+
     def _watch(self, layer) -> None:
         layer.events.paint.connect(self._mark_dirty)
         layer.events.data.connect(self._mark_dirty)
@@ -219,15 +237,15 @@ class ImagesWidget(QWidget):
 
     def save_now(self) -> None:
         self._dirty = True
-        self.autosave()
+        if self.autosave(announce=True):
+            self.session.retry_unsaved()
 
-    def autosave(self) -> bool:
+    def autosave(self, announce: bool = False) -> bool:
         """Save the shown image's labels and checks if they changed; a corrected image is marked so.
 
-        Returns False only when there were edits and they could not be written.
+        Returns False only when there were edits and they could not be written: they stay on screen
+        (and in the session, which retries) and the user is told once per fault, not every tick.
         """
-        from ..errors import AttnSegError
-
         project, entry = self.session.project, self.session.current_entry
         if project is None or entry is None or not self._dirty or not self._shown_layers:
             return True
@@ -238,18 +256,17 @@ class ImagesWidget(QWidget):
         status = entry.status
         if self.session.labels_edited(names.image, labels) or checked.any():
             status = "corrected" if status != "training" else status
-        try:
-            project.save_labels(entry, labels, checked, status=status)
-        except (OSError, AttnSegError) as error:
-            # Keep the edits in memory (and dirty) and say so; the next autosave tries again.
-            show_error(f"Could not save {entry.file}: {error}. Your edits stay on screen; saving again "
-                       f"in {AUTOSAVE_MS // 1000} s.")
-            return False
+        if not self.session.save_labels(entry, labels, checked, status=status, announce=announce):
+            return False  # still dirty: the next autosave tries again
         self._dirty = False
         self.save_label.setText(f"saved {entry.file}")
         self.refresh_list()
         logger.info("autosaved %s", entry.file)
         return True
+
+    def _on_save_state(self, reason: str) -> None:
+        if reason:
+            self.save_label.setText(f"NOT SAVED ({reason}); retrying every {AUTOSAVE_MS // 1000} s")
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         # Once docked, our top-level window is napari's: save before it closes.

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
@@ -22,6 +24,20 @@ logger = logging.getLogger(__name__)
 MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE = "Bundled default", "Last fine-tuned", "From file"
 
 
+@dataclass
+class _Target:
+    """The image layer a segmentation belongs to, and its project image if it is one.
+
+    Held by reference, not by name: the user may switch images, close or rename the layer, or open
+    another image of the same name while the worker runs; the result must reach this image or none.
+    """
+
+    layer: weakref.ref
+    name: str
+    entry: object | None  # ImageEntry
+    confirmed_replace: bool
+
+
 class SegmentWidget(QWidget):
     """Pick an image, a model and a device; Segment; Cancel; optional probability/uncertainty/attention."""
 
@@ -31,7 +47,6 @@ class SegmentWidget(QWidget):
         self.session = session_for(napari_viewer)
         self.worker = None
         _common.warm_up_labels()
-        self._confirmed_replace = False
 
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
         self.model_combo = ComboBox(label="model", choices=[MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE])
@@ -119,12 +134,12 @@ class SegmentWidget(QWidget):
             return
         names = LayerNames(layer.name)
         existing = _common.get_layer(self.viewer, names.labels)
-        self._confirmed_replace = False
+        confirmed_replace = False
         if existing is not None and self.session.labels_edited(layer.name, np.asarray(existing.data)):
             if not _common.confirm(self, f"'{names.labels}' holds your edits. Replace it with a new "
                                          "segmentation (and clear its checked regions)?"):
                 return
-            self._confirmed_replace = True
+            confirmed_replace = True
         try:
             config = self.infer_config()
             model = self.chosen_model()
@@ -136,13 +151,16 @@ class SegmentWidget(QWidget):
             return
         channel_axis = -1 if layer.rgb else None
         image = np.asarray(layer.data)
+        entry = self.session.current_entry
+        target = _Target(weakref.ref(layer), layer.name,
+                         entry if entry is not None and entry.stem == layer.name else None, confirmed_replace)
         self._set_running(True)
         self.status.setText(f"segmenting {layer.name} with {self.session.model_label}…")
         self.worker = start_worker(
             segment_steps, image, model, config, channel_axis, bool(self.show_attention.value), True,
             description=f"Segmenting {layer.name}",
             on_yield=self._on_progress,
-            on_return=lambda result, name=layer.name: self._on_result(name, result),
+            on_return=lambda result: self._on_result(target, result),
             on_abort=lambda: self.status.setText("segmentation cancelled; layers unchanged"),
             on_finish=lambda: self._set_running(False),
         )
@@ -152,28 +170,47 @@ class SegmentWidget(QWidget):
         if getattr(report, "device", None):
             self.status.setText(f"segmenting on {report.device}: {report.done}/{report.total} tiles")
 
-    def _on_result(self, image_name: str, result) -> None:
+    def _target_layer(self, target: _Target):
+        """The image layer ``target`` names now: the same layer (maybe renamed), or its project image
+        shown again; None when it was closed."""
+        layer = target.layer()
+        if layer is not None and any(candidate is layer for candidate in self.viewer.layers):
+            return layer
+        if target.entry is not None and self.session.current_entry is target.entry:
+            return _common.get_layer(self.viewer, target.entry.stem)
+        return None
+
+    def _on_result(self, target: _Target, result) -> None:
         """Main thread: put the labels (and the chosen maps) into layers of *that* image."""
-        names = LayerNames(image_name)
         labels, uncertainty = result.labels, result.uncertainty
-        entry = self.session.current_entry
-        on_screen = entry is not None and entry.stem == image_name
-        if image_name not in self.viewer.layers:
+        layer = self._target_layer(target)
+        if layer is None:
             # The user moved on while this ran: keep the result for the project image, touch no layer.
-            self._save_to_project(image_name, labels)
-            self.status.setText(f"{image_name} is no longer open; its labels went to the project only")
+            entry = target.entry if self._in_project(target.entry) else None
+            if entry is not None and self._save_to_project(entry, labels):
+                message = f"{target.name} was closed while it was segmented; its labels went to the project"
+                show_info(message)
+            elif entry is not None:
+                message = f"{target.name} was corrected by hand while it was segmented; the new result was dropped"
+                show_warning(message)
+            else:
+                message = f"{target.name} was closed while it was segmented; the result was dropped"
+                show_warning(message)
+            self.status.setText(message)
             return
+        image_name = layer.name
+        names = LayerNames(image_name)
         existing = _common.get_layer(self.viewer, names.labels)
-        if (existing is not None and not self._confirmed_replace
+        if (existing is not None and not target.confirmed_replace
                 and self.session.labels_edited(image_name, np.asarray(existing.data))):
             names.labels = f"{image_name}_labels_model"  # edited while this ran: never overwrite edits
             show_info(f"You edited {image_name}_labels while segmenting; the new result is in {names.labels}")
-        elif self._confirmed_replace:
+        elif target.confirmed_replace:
             checked = _common.get_layer(self.viewer, names.checked)
             if checked is not None:
                 checked.data = np.zeros_like(np.asarray(checked.data))
         self.session.predictions[image_name] = PredictionRecord(labels.copy(), uncertainty)
-        scale = self.viewer.layers[image_name].scale[-labels.ndim:]
+        scale = layer.scale[-labels.ndim:]
         _common.put_layer(self.viewer, names.labels, labels, Labels, scale=scale)
         # Each new layer costs napari ~0.1 s of main-thread work (a vispy visual and its controls),
         # so the optional ones are off by default.
@@ -193,18 +230,26 @@ class SegmentWidget(QWidget):
         self.status.setText(f"{image_name}: {int(labels.max())} objects "
                             f"({self.session.model_label}, {result.prediction.device})")
         self.progress.setValue(1000)
+        on_screen = target.entry is not None and self.session.current_entry is target.entry
         if on_screen and names.labels == f"{image_name}_labels":
-            self._save_to_project(image_name, labels, force=True, clear_checked=self._confirmed_replace)
+            self._save_to_project(target.entry, labels, force=True, clear_checked=target.confirmed_replace)
 
-    def _save_to_project(self, image_name: str, labels, force: bool = False, clear_checked: bool = False) -> None:
-        """Store machine labels for a project image; never over an image corrected by hand."""
+    def _in_project(self, entry) -> bool:
+        """Whether ``entry`` is an image of the project open now (not of one closed since)."""
         project = self.session.project
-        entry = next((e for e in project.entries if e.stem == image_name), None) if project else None
-        if entry is None or (entry.status not in ("new", "segmented") and not force):
-            return
-        project.save_labels(entry, labels, np.zeros(labels.shape, dtype=bool) if clear_checked else None,
-                            status="segmented")
+        return entry is not None and project is not None and any(e is entry for e in project.entries)
+
+    def _save_to_project(self, entry, labels, force: bool = False, clear_checked: bool = False) -> bool:
+        """Store machine labels for a project image; never over an image corrected by hand.
+
+        Returns True if they were kept (written, or held by the session until writing works again).
+        """
+        if not self._in_project(entry) or (entry.status not in ("new", "segmented") and not force):
+            return False
+        self.session.save_labels(entry, labels, np.zeros(labels.shape, dtype=bool) if clear_checked else None,
+                                 status="segmented")
         self.session.project_changed.emit()
+        return True
 
     # -- segment the project ---------------------------------------------------------------------
     def start_all(self) -> None:
