@@ -19,3 +19,13 @@ class ModelFileError(AttnSegError):
 
 class DeviceError(AttnSegError, ValueError):
     """A device was asked for that this machine does not have."""
+
+
+class SaveError(AttnSegError, OSError):
+    """A file could not be written (disk full, read-only folder, no permission); nothing was replaced.
+
+    It is an OSError too, so code that already catches OSError around a save keeps working.
+    ``reason`` holds the few words on why ("the disk is full").
+    """
+
+    reason: str = ""

@@ -7,7 +7,8 @@ Layout (beside the user's images, which are never modified)::
     <folder>/attnseg_project/checked/<name>_checked.tif
     <folder>/attnseg_project/models/*.model
 
-Every write is atomic, so the last save survives a crash of napari mid-write.
+Every write is atomic, so the last save survives a crash of napari mid-write; the hidden temporary
+such a crash leaves behind is removed when the project is next opened.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ._atomic import atomic_write_bytes
-from .errors import InputError
+from ._atomic import atomic_write_bytes, remove_stale_temporaries
+from .errors import InputError, SaveError
 from .io import list_images, read_image, write_labels, write_tiff
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ class Project:
         if clashes:
             raise InputError(f"images share a name but not an extension ({', '.join(clashes)}); "
                              "their labels would collide, so rename one of each pair")
+        for folder in (project.data_dir, project.data_dir / "labels", project.data_dir / "checked",
+                       project.models_dir()):
+            remove_stale_temporaries(folder)
         saved = project._read_manifest()
         project.entries = [saved.get(name, ImageEntry(name)) for name in on_disk]
         for entry in project.entries:
@@ -150,16 +154,27 @@ class Project:
 
     def save_labels(self, entry: ImageEntry, labels: np.ndarray, checked: np.ndarray | None = None,
                     status: str | None = None) -> None:
-        """Save labels (and the checked mask) atomically, then the statuses."""
-        write_labels(self.labels_path(entry), labels)
-        if checked is not None:
-            write_tiff(self.checked_path(entry), np.asarray(checked, dtype=np.uint8))
-        if status is not None:
-            if status not in STATUSES:
-                raise InputError(f"unknown status {status!r}")
-            entry.status = status
-        entry.updated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        self.save()
+        """Save labels (and the checked mask) atomically, then the statuses.
+
+        Raises:
+            SaveError: something could not be written (disk full, read-only folder); ``entry`` is
+                left as it was, so the same call can simply be repeated later.
+        """
+        if status is not None and status not in STATUSES:
+            raise InputError(f"unknown status {status!r}")
+        previous = (entry.status, entry.updated)
+        try:
+            write_labels(self.labels_path(entry), labels)
+            if checked is not None:
+                write_tiff(self.checked_path(entry), np.asarray(checked, dtype=np.uint8))
+            entry.status = status if status is not None else entry.status
+            entry.updated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            self.save()
+        except SaveError as error:
+            entry.status, entry.updated = previous
+            reason = getattr(error, "reason", str(error))
+            raise SaveError(f"could not save the labels of {entry.file}: {reason}; your edits are kept in "
+                            "memory and will be saved on the next autosave") from error
 
     def training_set(self) -> list[tuple[ImageEntry, np.ndarray, np.ndarray, np.ndarray]]:
         """(entry, image, labels, checked) of every corrected image with checked pixels."""
