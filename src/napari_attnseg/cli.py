@@ -1,6 +1,7 @@
 """`attnseg`: segment, fine-tune, evaluate and inspect models from the command line.
 
-Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 130 interrupted.
+Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 a file could not be written
+(disk full, read-only folder), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import AttnSegError, InputError
+from .errors import AttnSegError, InputError, SaveError
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     seg = commands.add_parser("segment", help="write instance labels for each image",
                               description="Segment each image and write OUTDIR/<name>_labels.tif.")
-    seg.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    seg.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+                     help="image files, or folders whose images are all segmented")
     seg.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR",
                      help="folder for the label images (created if missing)")
     _add_model_options(seg)
@@ -118,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "segment-zarr": _segment_zarr}
     try:
         return handlers[args.command](args)
+    except SaveError as error:  # disk full, read-only folder: not the input's fault
+        print(f"attnseg {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except AttnSegError as error:
         print(f"attnseg {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -141,42 +146,31 @@ def _load(model_argument: str | None):
 def _segment(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .batch import expand_images, plan_outputs, segment_files_steps
     from .config import InferConfig
     from .devices import resolve_device
-    from .inference import drain, labels_from_prediction, predict_steps
-    from .io import read_image, write_labels
+    from .inference import drain
 
     config = InferConfig(device=args.device, tile_size=args.tile_size, overlap=min(32, args.tile_size // 2),
                          prob_threshold=args.prob_threshold, min_size=args.min_size)
     resolve_device(config.device)  # an absent GPU is reported before any work starts
-    outputs = [args.output / f"{image.stem}_labels.tif" for image in args.images]
-    _check_inputs(args.images, outputs, args.overwrite)
+    images = expand_images(args.images)
+    outputs = plan_outputs(images, args.output, args.overwrite)
     model = _load(args.model)
-    args.output.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for image_path, output in tqdm(list(zip(args.images, outputs)), desc="images", unit="image",
-                                   disable=len(args.images) < 2):
-        try:
-            image = read_image(image_path)
-            steps = predict_steps(image, model, config, channel_axis=args.channel_axis)
-            with tqdm(total=1, desc=image_path.name, unit="tile", leave=False) as bar:
-                def show(progress, bar=bar) -> None:
-                    bar.total, bar.n = progress.total, progress.done
-                    bar.refresh()
+    # Progress bars only on a terminal: a log file or a pipe gets just the error lines.
+    with tqdm(total=len(images), desc="images", unit="image", disable=None if len(images) > 1 else True) as bar:
+        def show(progress) -> None:
+            if progress.result is None:
+                return
+            if progress.result.error:
+                bar.write(f"attnseg segment: error: {progress.image}: {progress.result.error}", file=sys.stderr)
+            bar.update(1)
 
-                prediction = drain(steps, show)
-            labels = labels_from_prediction(prediction, model, config)
-        except InputError as error:
-            print(f"attnseg segment: skipped {image_path}: {error}", file=sys.stderr)
-            failed += 1
-            continue
-        write_labels(output, labels)
-        logger.info("%s: %d objects -> %s", image_path.name, int(labels.max()), output)
-    if failed:
-        print(f"attnseg segment: {failed} of {len(args.images)} image(s) could not be segmented",
-              file=sys.stderr)
-        return 2
-    return 0
+        results = drain(segment_files_steps(images, outputs, model, config, args.channel_axis), show)
+    failed = sum(result.error is not None for result in results)
+    if failed and len(images) > 1:
+        print(f"attnseg segment: {failed} of {len(images)} images could not be segmented", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _segment_zarr(args: argparse.Namespace) -> int:
@@ -198,18 +192,6 @@ def _segment_zarr(args: argparse.Namespace) -> int:
     segment_zarr(args.source, args.output, _load(args.model), config, args.chunk, args.halo, args.scheduler)
     print(f"wrote {args.output}")
     return 0
-
-
-def _check_inputs(images: Sequence[Path], outputs: Sequence[Path], overwrite: bool) -> None:
-    missing = [str(path) for path in images if not path.is_file()]
-    if missing:
-        raise InputError(f"no such image file(s): {', '.join(missing[:5])}")
-    if len(set(outputs)) != len(outputs):
-        raise InputError("two images share a file name, so their label files would collide; "
-                         "segment them into different folders")
-    existing = [str(path) for path in outputs if path.exists()]
-    if existing and not overwrite:
-        raise InputError(f"{existing[0]} exists; pass --overwrite to replace label files")
 
 
 def _finetune(args: argparse.Namespace) -> int:
@@ -235,7 +217,7 @@ def _finetune(args: argparse.Namespace) -> int:
     labels = [read_image(path) for path in args.labels]
     masks = [read_image(path) > 0 for path in args.masks] if args.masks else None
     model = _load(args.model)
-    with tqdm(total=100, desc="fine-tuning", unit="%", bar_format="{l_bar}{bar}| {postfix}") as bar:
+    with tqdm(total=100, desc="fine-tuning", unit="%", bar_format="{l_bar}{bar}| {postfix}", disable=None) as bar:
         def show(progress) -> None:
             bar.n = int(100 * progress.fraction)
             if progress.val is not None:
