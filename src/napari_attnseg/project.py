@@ -102,17 +102,25 @@ class Project:
             raise InputError(f"{path} has an unreadable version {version!r}")
         if version > PROJECT_VERSION:
             raise InputError(f"{path} was written by a newer napari-attnseg; upgrade to open it")
+        images = manifest.get("images", [])
+        if not isinstance(images, list):
+            raise InputError(f"{path}: 'images' must be a list, got {type(images).__name__}")
         entries = {}
-        for item in manifest.get("images", []):
+        for item in images:
             if not isinstance(item, dict) or not isinstance(item.get("file"), str):
                 raise InputError(f"{path}: every image needs a file name")
             name = _safe_relative(item["file"])
             status = item.get("status", "new")
             if status not in STATUSES:
                 raise InputError(f"{path}: unknown status {status!r} for {name}")
-            entries[name] = ImageEntry(name, status, item.get("updated"))
+            updated = item.get("updated")
+            if updated is not None and not isinstance(updated, str):
+                raise InputError(f"{path}: the time {name} was updated must be text, got {updated!r}")
+            entries[name] = ImageEntry(name, status, updated)
         model_file = manifest.get("model")
-        self.model_file = _safe_relative(model_file) if isinstance(model_file, str) else None
+        if model_file is not None and not isinstance(model_file, str):
+            raise InputError(f"{path}: 'model' must be a file name, got {model_file!r}")
+        self.model_file = _safe_relative(model_file) if model_file is not None else None
         return entries
 
     def save(self) -> None:
