@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--max-seconds", type=float, default=120.0, help="time budget (default 120)")
     tune.add_argument("--epochs", type=int, default=200, help="epoch budget (default 200)")
     tune.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    tune.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                      help="save the best model so far to MODEL this often, so a killed run keeps it (default 60)")
 
     big = commands.add_parser("segment-zarr", help="segment a large 2D zarr array chunk by chunk (dask)",
                               description="Segment a 2D zarr array larger than memory, chunk by chunk with "
@@ -210,7 +212,7 @@ def _finetune(args: argparse.Namespace) -> int:
     if args.masks and len(args.masks) != len(args.images):
         raise InputError(f"got {len(args.images)} images but {len(args.masks)} masks")
     config = TrainConfig(max_seconds=args.max_seconds, max_epochs=args.epochs, seed=args.seed,
-                         device=args.device)
+                         device=args.device, checkpoint_every_s=args.checkpoint_every)
     resolve_device(config.device)
     _check_writable(args.output)
     images = [read_image(path) for path in args.images]
@@ -225,7 +227,7 @@ def _finetune(args: argparse.Namespace) -> int:
                                 val_ap50=f"{progress.val['ap50']:.3f}")
             bar.refresh()
 
-        tuned = drain(train_steps(model, images, labels, masks, config), show)
+        tuned = drain(train_steps(model, images, labels, masks, config, checkpoint=args.output), show)
     save_model(tuned, args.output)
     validation = tuned.card.get("validation") or {}
     if validation.get("before") and validation.get("after"):
