@@ -201,6 +201,16 @@ def test_cli_folder_of_mixed_sizes_segments_each_at_its_own_size(tmp_path, capsy
         assert tifffile.imread(tmp_path / "out" / f"{stem}_labels.tif").shape == shape[:2]
 
 
+@pytest.mark.parametrize("planes", [3, 4])
+def test_label_stack_of_3_or_4_planes_is_not_stored_as_rgb(tmp_path, capsys, model_file, planes):
+    tifffile.imwrite(tmp_path / "stack.tif", _noise(planes, 24, 24), photometric="minisblack")
+    code, lines = _cli(["segment", tmp_path / "stack.tif", "-o", tmp_path / "out", "--model", model_file], capsys)
+    assert code == 0, lines
+    with tifffile.TiffFile(tmp_path / "out" / "stack_labels.tif") as written:
+        assert written.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK
+        assert written.asarray().shape == (planes, 24, 24)
+
+
 def test_cli_folder_without_images(tmp_path, capsys, model_file):
     (tmp_path / "empty").mkdir()
     code, lines = _cli(["segment", tmp_path / "empty", "-o", tmp_path / "out", "--model", model_file], capsys)
