@@ -144,6 +144,17 @@ def test_cli_segment(tmp_path, capsys, model_file, name, image, channel_axis, ex
         assert not (tmp_path / "out" / "image_labels.tif").exists()
 
 
+@pytest.mark.parametrize("image, channel_axis, expected", [
+    (_noise(24, 24), None, "reads 3 channel"),
+    (_noise(24, 24, 4), -1, "reads 3 channel"),
+    (_noise(24, 24, 3), -1, (24, 24)),
+    (_noise(3, 24, 24), 0, (24, 24)),
+], ids=["grey", "rgba", "rgb-last", "rgb-first"])
+def test_images_for_a_3_channel_model(image, channel_axis, expected):
+    rgb_model = nas.new_model(ModelConfig(in_channels=3, base_width=4, depth=3), seed=0)
+    _check(lambda: nas.segment(image, rgb_model, CPU, channel_axis=channel_axis), expected, InputError)
+
+
 def _tiff_bytes(image) -> bytes:
     import io
 
@@ -464,9 +475,10 @@ def test_cli_model_file(tmp_path, capsys, tiny_model, kind, fragment):
 
 
 def test_model_path_that_is_missing_or_a_folder(tmp_path):
-    for path in (tmp_path / "nope.model", tmp_path):
-        with pytest.raises(ModelFileError, match="not found"):
-            load_model(path)
+    with pytest.raises(ModelFileError, match="not found"):
+        load_model(tmp_path / "nope.model")
+    with pytest.raises(ModelFileError, match="is a folder"):
+        load_model(tmp_path)
 
 
 # -- options -------------------------------------------------------------------------------------

@@ -139,6 +139,8 @@ def default_model_path() -> Path:
 def load_model(path: str | os.PathLike | None = None) -> SegModel:
     """Load a model file, or the bundled default model when ``path`` is None. Never unpickles."""
     path = default_model_path() if path is None else Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file")
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     payload = path.read_bytes()
