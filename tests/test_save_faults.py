@@ -169,3 +169,35 @@ def test_stale_temporaries_are_removed_but_a_live_writers_are_kept(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("DefaultCPUAllocator: can't allocate memory"),
+                                   RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")],
+                         ids=["numpy", "torch-cpu", "torch-cuda"])
+def test_cli_out_of_memory_is_one_line_not_a_traceback(tmp_path, tiny_model, monkeypatch, capsys, error):
+    from napari_attnseg import inference
+
+    def exhausted(*args, **kwargs):
+        raise error
+        yield  # a generator, like the real one
+
+    model = save_model(tiny_model, tmp_path / "m.model")
+    tifffile.imwrite(tmp_path / "cells.tif", np.zeros(SHAPE, np.uint8))
+    monkeypatch.setattr(inference, "predict_steps", exhausted)
+    code = main(["segment", str(tmp_path / "cells.tif"), "-o", str(tmp_path / "out"), "--model", str(model)])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and "out of memory" in lines[0], lines
+
+
+def test_cli_does_not_hide_a_runtime_error_that_is_a_bug(tmp_path, tiny_model, monkeypatch):
+    from napari_attnseg import inference
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch in layer 3")
+        yield
+
+    model = save_model(tiny_model, tmp_path / "m.model")
+    tifffile.imwrite(tmp_path / "cells.tif", np.zeros(SHAPE, np.uint8))
+    monkeypatch.setattr(inference, "predict_steps", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        main(["segment", str(tmp_path / "cells.tif"), "-o", str(tmp_path / "out"), "--model", str(model)])

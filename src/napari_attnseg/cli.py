@@ -1,7 +1,7 @@
 """`attnseg`: segment, fine-tune, evaluate and inspect models from the command line.
 
 Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 a file could not be written
-(disk full, read-only folder), 130 interrupted.
+(disk full, read-only folder) or memory ran out, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -135,6 +135,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"attnseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as error:
+        if not _out_of_memory(error):
+            raise  # a bug: keep its traceback
+        print(f"attnseg {args.command}: error: out of memory; try a smaller --tile-size, or segment-zarr for "
+              "images larger than memory", file=sys.stderr)
+        return 1
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    """numpy's MemoryError, torch's CPU allocator failure or a GPU out-of-memory error."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    message = str(error).lower()
+    return "out of memory" in message or "can't allocate memory" in message
 
 
 def _load(model_argument: str | None):
