@@ -1,6 +1,7 @@
 """`attnseg`: segment, fine-tune, evaluate and inspect models from the command line.
 
-Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 130 interrupted.
+Exit codes: 0 success, 2 bad input (one line on stderr, no traceback), 1 a file could not be written
+(disk full, read-only folder) or memory ran out, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .errors import AttnSegError, InputError
+from .errors import AttnSegError, InputError, OutOfMemory, SaveError
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     seg = commands.add_parser("segment", help="write instance labels for each image",
                               description="Segment each image and write OUTDIR/<name>_labels.tif.")
-    seg.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    seg.add_argument("images", nargs="+", type=Path, metavar="IMAGE",
+                     help="image files, or folders whose images are all segmented")
     seg.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR",
                      help="folder for the label images (created if missing)")
     _add_model_options(seg)
@@ -76,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--max-seconds", type=float, default=120.0, help="time budget (default 120)")
     tune.add_argument("--epochs", type=int, default=200, help="epoch budget (default 200)")
     tune.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    tune.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
+                      help="save the best model so far to MODEL this often, so a killed run keeps it (default 60)")
 
     big = commands.add_parser(
         "segment-zarr", help="segment a large 2D zarr array or OME-Zarr image chunk by chunk (dask)",
@@ -150,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "segment-zarr": _segment_zarr, "export": _export}
     try:
         return handlers[args.command](args)
+    except (SaveError, OutOfMemory) as error:  # disk full, read-only folder, no memory: not the input's fault
+        print(f"attnseg {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except AttnSegError as error:
         print(f"attnseg {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -160,6 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"attnseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as error:
+        from .memory import is_out_of_memory
+
+        if not is_out_of_memory(error):
+            raise  # a bug: keep its traceback
+        print(f"attnseg {args.command}: error: out of memory; try a smaller --tile-size, or segment-zarr for "
+              "images larger than memory", file=sys.stderr)
+        return 1
 
 
 def _load(model_argument: str | None, trust_code: bool = False):
@@ -173,42 +188,31 @@ def _load(model_argument: str | None, trust_code: bool = False):
 def _segment(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from .batch import expand_images, plan_outputs, segment_files_steps
     from .config import InferConfig
     from .devices import resolve_device
-    from .inference import drain, labels_from_prediction, predict_steps
-    from .io import read_image, write_labels
+    from .inference import drain
 
     config = InferConfig(device=args.device, tile_size=args.tile_size, overlap=min(32, args.tile_size // 2),
                          prob_threshold=args.prob_threshold, min_size=args.min_size)
     resolve_device(config.device)  # an absent GPU is reported before any work starts
-    outputs = [args.output / f"{image.stem}_labels.tif" for image in args.images]
-    _check_inputs(args.images, outputs, args.overwrite)
+    images = expand_images(args.images)
+    outputs = plan_outputs(images, args.output, args.overwrite)
     model = _load(args.model, args.trust_code)
-    args.output.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for image_path, output in tqdm(list(zip(args.images, outputs)), desc="images", unit="image",
-                                   disable=len(args.images) < 2):
-        try:
-            image = read_image(image_path)
-            steps = predict_steps(image, model, config, channel_axis=args.channel_axis)
-            with tqdm(total=1, desc=image_path.name, unit="tile", leave=False) as bar:
-                def show(progress, bar=bar) -> None:
-                    bar.total, bar.n = progress.total, progress.done
-                    bar.refresh()
+    # Progress bars only on a terminal: a log file or a pipe gets just the error lines.
+    with tqdm(total=len(images), desc="images", unit="image", disable=None if len(images) > 1 else True) as bar:
+        def show(progress) -> None:
+            if progress.result is None:
+                return
+            if progress.result.error:
+                bar.write(f"attnseg segment: error: {progress.image}: {progress.result.error}", file=sys.stderr)
+            bar.update(1)
 
-                prediction = drain(steps, show)
-            labels = labels_from_prediction(prediction, model, config)
-        except InputError as error:
-            print(f"attnseg segment: skipped {image_path}: {error}", file=sys.stderr)
-            failed += 1
-            continue
-        write_labels(output, labels)
-        logger.info("%s: %d objects -> %s", image_path.name, int(labels.max()), output)
-    if failed:
-        print(f"attnseg segment: {failed} of {len(args.images)} image(s) could not be segmented",
-              file=sys.stderr)
-        return 2
-    return 0
+        results = drain(segment_files_steps(images, outputs, model, config, args.channel_axis), show)
+    failed = sum(result.error is not None for result in results)
+    if failed and len(images) > 1:
+        print(f"attnseg segment: {failed} of {len(images)} images could not be segmented", file=sys.stderr)
+    return 2 if failed else 0
 
 
 def _segment_zarr(args: argparse.Namespace) -> int:
@@ -235,18 +239,6 @@ def _segment_zarr(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_inputs(images: Sequence[Path], outputs: Sequence[Path], overwrite: bool) -> None:
-    missing = [str(path) for path in images if not path.is_file()]
-    if missing:
-        raise InputError(f"no such image file(s): {', '.join(missing[:5])}")
-    if len(set(outputs)) != len(outputs):
-        raise InputError("two images share a file name, so their label files would collide; "
-                         "segment them into different folders")
-    existing = [str(path) for path in outputs if path.exists()]
-    if existing and not overwrite:
-        raise InputError(f"{existing[0]} exists; pass --overwrite to replace label files")
-
-
 def _finetune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -263,14 +255,14 @@ def _finetune(args: argparse.Namespace) -> int:
     if args.masks and len(args.masks) != len(args.images):
         raise InputError(f"got {len(args.images)} images but {len(args.masks)} masks")
     config = TrainConfig(max_seconds=args.max_seconds, max_epochs=args.epochs, seed=args.seed,
-                         device=args.device)
+                         device=args.device, checkpoint_every_s=args.checkpoint_every)
     resolve_device(config.device)
     _check_writable(args.output)
     images = [read_image(path) for path in args.images]
     labels = [read_image(path) for path in args.labels]
     masks = [read_image(path) > 0 for path in args.masks] if args.masks else None
     model = _load(args.model, args.trust_code)
-    with tqdm(total=100, desc="fine-tuning", unit="%", bar_format="{l_bar}{bar}| {postfix}") as bar:
+    with tqdm(total=100, desc="fine-tuning", unit="%", bar_format="{l_bar}{bar}| {postfix}", disable=None) as bar:
         def show(progress) -> None:
             bar.n = int(100 * progress.fraction)
             if progress.val is not None:
@@ -278,8 +270,8 @@ def _finetune(args: argparse.Namespace) -> int:
                                 val_ap50=f"{progress.val['ap50']:.3f}")
             bar.refresh()
 
-        tuned = drain(train_steps(model, images, labels, masks, config,
-                                  names=[path.name for path in args.images]), show)
+        tuned = drain(train_steps(model, images, labels, masks, config, names=[path.name for path in args.images],
+                                  checkpoint=args.output), show)
     save_model(tuned, args.output)
     validation = tuned.card.get("validation") or {}
     if validation.get("before") and validation.get("after"):

@@ -163,6 +163,9 @@ class TrainConfig(_Config):
         seed: seeds crops, augmentation and weight updates.
         device: as in InferConfig.
         precision: "auto" uses bf16 autocast on CPUs that support it, fp16 on GPU.
+        checkpoint_every_s: when training is given a checkpoint file, the best model so far is saved
+            there (atomically) at the first epoch end this many seconds after the last save, and at
+            the end, so a run that is killed keeps its progress.
     """
 
     max_seconds: float = 120.0
@@ -179,6 +182,7 @@ class TrainConfig(_Config):
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
+    checkpoint_every_s: float = 60.0
 
     def __post_init__(self) -> None:
         _check(isinstance(self.max_seconds, (int, float)) and self.max_seconds > 0,
@@ -201,3 +205,5 @@ class TrainConfig(_Config):
         _check(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         _check(self.precision in PRECISIONS,
                f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        _check(isinstance(self.checkpoint_every_s, (int, float)) and self.checkpoint_every_s > 0,
+               f"checkpoint_every_s must be > 0, got {self.checkpoint_every_s!r}")

@@ -44,20 +44,28 @@ def as_channels_first(image: np.ndarray, in_channels: int, channel_axis: int | N
             "give channel_axis= for multichannel images"
         )
     channels = image.shape[-3]
+    given_axis = channel_axis is not None
     if channels != in_channels:
         if in_channels == 1 and channels in (3, 4):
             # An RGB(A) rendering of a single-channel stain: average the colour channels, drop alpha.
             image = image[..., :3, :, :].astype(np.float32).mean(axis=-3, keepdims=True)
         else:
+            hint = "; is channel_axis right?" if given_axis else ""
             raise InputError(
-                f"the model reads {in_channels} channel(s) but the image has {channels} "
-                f"(shape after moving channel_axis: {image.shape})"
+                f"the model reads {in_channels} channel(s) but the image of shape {original_shape} has "
+                f"{channels}{hint}"
             )
     if min(image.shape[-2:]) < 4:
-        raise InputError(f"image is too small to segment: {image.shape[-2:]} pixels (needs at least 4x4)")
-    image = image.astype(np.float32, copy=False)
-    if not np.isfinite(image).all():
+        hint = ""
+        if not given_axis and len(original_shape) == 3 and original_shape[-1] < 4:
+            hint = f"; if its last axis holds {original_shape[-1]} channels, give channel_axis=-1"
+        raise InputError(f"image is too small to segment: {image.shape[-2:]} pixels (needs at least 4x4){hint}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
         raise InputError("image contains NaN or infinite values; replace them before segmenting")
+    with np.errstate(over="ignore"):
+        image = image.astype(np.float32, copy=False)
+    if not np.isfinite(image).all():
+        raise InputError("image values exceed the float32 range (about 3.4e38); rescale the image")
     return image
 
 

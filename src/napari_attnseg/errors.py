@@ -31,3 +31,13 @@ class ExportError(AttnSegError):
 
 class MissingExtraError(AttnSegError, ImportError):
     """An optional dependency is not installed; the message names the pip extra to install."""
+
+
+class SaveError(AttnSegError, OSError):
+    """A file could not be written (disk full, read-only folder, no permission); nothing was replaced.
+
+    It is an OSError too, so code that already catches OSError around a save keeps working.
+    ``reason`` holds the few words on why ("the disk is full").
+    """
+
+    reason: str = ""

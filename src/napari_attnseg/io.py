@@ -51,7 +51,8 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:
 
     path = Path(path)
     buffer = _io.BytesIO()
-    tifffile.imwrite(buffer, np.asarray(array), compression="zlib")
+    # minisblack: a stack of 3 or 4 planes is planes, not an RGB(A) picture
+    tifffile.imwrite(buffer, np.asarray(array), compression="zlib", photometric="minisblack")
     atomic_write_bytes(path, buffer.getvalue())
     return path
 

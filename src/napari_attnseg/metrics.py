@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .data import check_labels
 from .errors import InputError
 from .postprocess import pair_iou
 
@@ -44,11 +45,9 @@ def evaluate(pred_labels: np.ndarray, true_labels: np.ndarray, mask: np.ndarray 
     true_labels = np.asarray(true_labels)
     if pred_labels.shape != true_labels.shape:
         raise InputError(f"prediction shape {pred_labels.shape} differs from truth {true_labels.shape}")
-    for name, array in (("prediction", pred_labels), ("truth", true_labels)):
-        if array.dtype.kind not in "uib":
-            raise InputError(f"{name} labels must be integers, got dtype {array.dtype}")
-        if array.size and array.min() < 0:
-            raise InputError(f"{name} labels contain negative values")
+    # Integral floats (a label image saved as float) are accepted, as for training.
+    pred_labels = check_labels(pred_labels, pred_labels.shape, name="prediction labels")
+    true_labels = check_labels(true_labels, true_labels.shape, name="true labels")
     if mask is not None:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != pred_labels.shape:

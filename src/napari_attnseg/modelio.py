@@ -164,6 +164,8 @@ def load_model(path: str | os.PathLike | None = None, *, trust_code: bool = Fals
         model = load_exported(path, trust_code=trust_code)
         if model is not None:
             return model
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file")
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     payload = path.read_bytes()

@@ -7,7 +7,8 @@ Layout (beside the user's images, which are never modified)::
     <folder>/attnseg_project/checked/<name>_checked.tif
     <folder>/attnseg_project/models/*.model
 
-Every write is atomic, so the last save survives a crash of napari mid-write.
+Every write is atomic, so the last save survives a crash of napari mid-write; the hidden temporary
+such a crash leaves behind is removed when the project is next opened.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ._atomic import atomic_write_bytes
-from .errors import InputError
+from ._atomic import atomic_write_bytes, remove_stale_temporaries
+from .errors import InputError, SaveError
 from .io import list_images, read_image, write_labels, write_tiff
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,9 @@ class Project:
         if clashes:
             raise InputError(f"images share a name but not an extension ({', '.join(clashes)}); "
                              "their labels would collide, so rename one of each pair")
+        for folder in (project.data_dir, project.data_dir / "labels", project.data_dir / "checked",
+                       project.models_dir()):
+            remove_stale_temporaries(folder)
         saved = project._read_manifest()
         project.entries = [saved.get(name, ImageEntry(name)) for name in on_disk]
         for entry in project.entries:
@@ -98,17 +102,25 @@ class Project:
             raise InputError(f"{path} has an unreadable version {version!r}")
         if version > PROJECT_VERSION:
             raise InputError(f"{path} was written by a newer napari-attnseg; upgrade to open it")
+        images = manifest.get("images", [])
+        if not isinstance(images, list):
+            raise InputError(f"{path}: 'images' must be a list, got {type(images).__name__}")
         entries = {}
-        for item in manifest.get("images", []):
+        for item in images:
             if not isinstance(item, dict) or not isinstance(item.get("file"), str):
                 raise InputError(f"{path}: every image needs a file name")
             name = _safe_relative(item["file"])
             status = item.get("status", "new")
             if status not in STATUSES:
                 raise InputError(f"{path}: unknown status {status!r} for {name}")
-            entries[name] = ImageEntry(name, status, item.get("updated"))
+            updated = item.get("updated")
+            if updated is not None and not isinstance(updated, str):
+                raise InputError(f"{path}: the time {name} was updated must be text, got {updated!r}")
+            entries[name] = ImageEntry(name, status, updated)
         model_file = manifest.get("model")
-        self.model_file = _safe_relative(model_file) if isinstance(model_file, str) else None
+        if model_file is not None and not isinstance(model_file, str):
+            raise InputError(f"{path}: 'model' must be a file name, got {model_file!r}")
+        self.model_file = _safe_relative(model_file) if model_file is not None else None
         return entries
 
     def save(self) -> None:
@@ -150,16 +162,27 @@ class Project:
 
     def save_labels(self, entry: ImageEntry, labels: np.ndarray, checked: np.ndarray | None = None,
                     status: str | None = None) -> None:
-        """Save labels (and the checked mask) atomically, then the statuses."""
-        write_labels(self.labels_path(entry), labels)
-        if checked is not None:
-            write_tiff(self.checked_path(entry), np.asarray(checked, dtype=np.uint8))
-        if status is not None:
-            if status not in STATUSES:
-                raise InputError(f"unknown status {status!r}")
-            entry.status = status
-        entry.updated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        self.save()
+        """Save labels (and the checked mask) atomically, then the statuses.
+
+        Raises:
+            SaveError: something could not be written (disk full, read-only folder); ``entry`` is
+                left as it was, so the same call can simply be repeated later.
+        """
+        if status is not None and status not in STATUSES:
+            raise InputError(f"unknown status {status!r}")
+        previous = (entry.status, entry.updated)
+        try:
+            write_labels(self.labels_path(entry), labels)
+            if checked is not None:
+                write_tiff(self.checked_path(entry), np.asarray(checked, dtype=np.uint8))
+            entry.status = status if status is not None else entry.status
+            entry.updated = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            self.save()
+        except SaveError as error:
+            entry.status, entry.updated = previous
+            reason = getattr(error, "reason", str(error))
+            raise SaveError(f"could not save the labels of {entry.file}: {reason}; your edits are kept in "
+                            "memory and will be saved on the next autosave") from error
 
     def training_set(self) -> list[tuple[ImageEntry, np.ndarray, np.ndarray, np.ndarray]]:
         """(entry, image, labels, checked) of every corrected image with checked pixels."""

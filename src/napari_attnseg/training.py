@@ -6,6 +6,7 @@ import copy
 import datetime as _dt
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Generator, Sequence
@@ -17,10 +18,10 @@ import torch.nn.functional as F
 from .card import describe_images, training_record, weights_sha256
 from .config import InferConfig, TrainConfig
 from .devices import autocast, autocast_dtype, host_to_device, resolve_device
-from .errors import InputError
+from .errors import InputError, SaveError
 from .inference import drain
 from .model import AttentionUNet
-from .modelio import SegModel, library_versions
+from .modelio import SegModel, library_versions, save_model
 from .trainset import Sample, build_samples, sample_batch, split_validation, validate
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,8 @@ class TrainProgress:
     """One report from training: after every batch, and with validation scores after every epoch.
 
     ``model`` is a snapshot of the best model so far, set only on reports where it improved, so a
-    caller that stops early keeps the last one it saw.
+    caller that stops early keeps the last one it saw. ``checkpointed`` says the best model so far
+    was just saved to the checkpoint file.
     """
 
     step: int
@@ -45,6 +47,7 @@ class TrainProgress:
     best_score: float | None = None
     improved: bool = False
     model: SegModel | None = field(default=None, repr=False)
+    checkpointed: bool = False
 
 
 def _schedule(config: TrainConfig, step: int, elapsed: float) -> tuple[float, float]:
@@ -84,13 +87,16 @@ def train_steps(
     channel_axis: int | None = None,
     infer_config: InferConfig | None = None,
     names: Sequence[str | None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> Generator[TrainProgress, None, SegModel]:
     """Fine-tune a copy of ``model`` on (image, labels, mask) triples; yields after every batch.
 
     Only pixels where ``masks`` is True count in the loss (None: every pixel). Returns the model with
     the best validation score (or the last one when nothing could be held back for validation).
     The model passed in is never changed. ``names`` (one per image, e.g. file names) go into the
-    training record of the returned model's card, beside content hashes of the images.
+    training record of the returned model's card, beside content hashes of the images. With
+    ``checkpoint``, the best model so far is saved to that file every ``config.checkpoint_every_s``
+    seconds (at epoch ends) and when training ends.
     """
     config = config or TrainConfig()
     infer_config = infer_config or InferConfig(device=config.device)
@@ -132,6 +138,7 @@ def train_steps(
     if baseline:
         history.append({"epoch": 0, "step": 0, "seconds": 0.0, **_prefixed(baseline)})
     epochs_since_best, step = 0, 0
+    last_checkpoint, best_unsaved = start, False
     yield TrainProgress(0, 0, math.nan, 0.0, 0.0, math.nan, 0.0, val=baseline,
                         best_score=best_score if baseline else None)
 
@@ -175,15 +182,33 @@ def train_steps(
         snapshot = _finish(working, best_state, history, samples, config, model, elapsed,
                            validation, provenance) if improved else None
         stop = out_of_time or epochs_since_best >= config.patience or epoch == config.max_epochs
+        best_unsaved = best_unsaved or improved
+        checkpointed = False
+        if checkpoint is not None and best_unsaved and (
+                stop or time.perf_counter() - last_checkpoint >= config.checkpoint_every_s):
+            best = snapshot or _finish(working, best_state, history, samples, config, model, elapsed, validation,
+                                           provenance)
+            checkpointed = _save_checkpoint(best, checkpoint)
+            last_checkpoint, best_unsaved = time.perf_counter(), not checkpointed
         yield TrainProgress(step, epoch, record["train_loss"], learning_rate, elapsed,
                             0.0 if stop else math.nan, 1.0 if stop else fraction, val=val_scores,
                             best_score=best_score if val_scores else None, improved=improved,
-                            model=snapshot)
+                            model=snapshot, checkpointed=checkpointed)
         if stop:
             break
 
     elapsed = time.perf_counter() - start
     return _finish(working, best_state, history, samples, config, model, elapsed, validation, provenance)
+
+
+def _save_checkpoint(best: SegModel, path: str | os.PathLike) -> bool:
+    """Save ``best`` to ``path``; a failure (disk full) is logged and training goes on."""
+    try:
+        save_model(best, path)
+    except SaveError as error:
+        logger.warning("checkpoint not saved: %s", error)
+        return False
+    return True
 
 
 def _train_step(network, optimizer, batch, device, dtype, class_weights, scaler=None) -> float:
@@ -258,10 +283,12 @@ def finetune(
     config: TrainConfig | None = None,
     channel_axis: int | None = None,
     names: Sequence[str | None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> SegModel:
     """Fine-tune and return a new model; ``max_seconds`` overrides the config's time budget.
 
-    ``names`` (optional, one per image) are recorded in the model card with the images' hashes.
+    ``names`` (optional, one per image) are recorded in the model card with the images' hashes;
+    ``checkpoint``: a file that holds the best model so far while training runs (see train_steps).
     """
     config = config or TrainConfig()
     if max_seconds is not None:
@@ -270,6 +297,7 @@ def finetune(
         raise InputError("give images and labels as lists, one array per image: images=[image]")
     if not images:
         raise InputError("finetune needs at least one image with labels")
-    tuned = drain(train_steps(model, images, labels, masks, config, channel_axis, names=names))
+    tuned = drain(train_steps(model, images, labels, masks, config, channel_axis, names=names,
+                              checkpoint=checkpoint))
     logger.info("fine-tuned for %d epochs in %.1f s", len(tuned.history), tuned.card["train_seconds"])
     return tuned
