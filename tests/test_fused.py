@@ -88,3 +88,27 @@ def test_a_failing_fused_kernel_falls_back_to_separate_ones(monkeypatch):
         np.testing.assert_allclose(fuse_for_inference(network)(image).numpy(), network(image).numpy(),
                                    rtol=1e-4, atol=1e-4)
     assert fused_module._ONEDNN["usable"] is False
+
+
+def test_a_model_loaded_under_inference_mode_still_segments():
+    image, _ = nas.synthetic_nuclei((96, 96), seed=2)
+    with torch.inference_mode():  # a notebook habit: its weights then carry no version counters
+        model = nas.load_model()
+        inside = nas.segment(image, model)
+    np.testing.assert_array_equal(nas.segment(image, model), inside)
+
+
+def test_running_out_of_memory_in_the_fused_kernel_keeps_the_kernel(monkeypatch):
+    if not fused_module._has_onednn_pointwise():
+        pytest.skip("this torch build has no oneDNN fused convolution")
+
+    def exhausted(*args):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
+
+    monkeypatch.setitem(fused_module._ONEDNN, "usable", True)
+    monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise", exhausted, raising=False)
+    network = fuse_for_inference(new_model(ModelConfig(base_width=8, depth=3)).network)
+    image = torch.randn(1, 1, 32, 32).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="can't allocate memory"):
+        network(image)
+    assert fused_module._ONEDNN["usable"] is True

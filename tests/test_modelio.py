@@ -120,3 +120,45 @@ def test_exported_models_show_what_was_checked(tiny_model, tmp_path):
     summary = load_model(tmp_path / "tiny.pt", trust_code=True).summary()
     assert "exported:    torchscript with torch" in summary and "max abs difference to torch 0.0e+00" in summary
     assert "30,853 parameters" in summary  # from the card: the traced module is not an AttentionUNet
+
+
+def test_a_card_of_the_wrong_shape_is_summarised_not_raised(tmp_path):
+    from napari_attnseg.config import ModelConfig
+    from napari_attnseg.modelio import load_model, new_model, save_model
+
+    model = new_model(ModelConfig(base_width=8, depth=3))
+    model.card["record"] = {"base_model": "x", "images": "not a list"}
+    model.card["exported"] = {"max_abs_difference": "tiny"}
+    save_model(model, tmp_path / "odd.model")
+    summary = load_model(tmp_path / "odd.model").summary()
+    assert "(unreadable training record)" in summary and "(unreadable export report)" in summary
+
+
+def test_an_unreadable_model_file_is_a_model_file_error(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import pytest
+
+    from napari_attnseg.errors import ModelFileError
+    from napari_attnseg.modelio import load_model
+
+    path = tmp_path / "locked.model"
+    path.write_bytes(b"\0" * 64)
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(ModelFileError, match="cannot read .*Permission denied"):
+        load_model(path)
+
+
+def test_a_package_whose_config_is_not_a_mapping_is_refused(tmp_path):
+    import pytest
+
+    from napari_attnseg.errors import ModelFileError
+    from napari_attnseg.modelio import load_model
+
+    (tmp_path / "rdf.yaml").write_text("type: model\nconfig: [1, 2]\nweights: {}\n")
+    with pytest.raises(ModelFileError, match="did not export"):
+        load_model(tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,7 @@ def test_failed_autosave_keeps_everything_and_the_next_save_succeeds(project, mo
         project.save_labels(entry, edited, np.ones(SHAPE, bool), status="corrected")
     assert "kept in memory" in str(failure.value) and "cells.tif" in str(failure.value)
     assert isinstance(failure.value, OSError) and isinstance(failure.value, AttnSegError)
+    assert re.search(fragment, failure.value.reason) and "kept in memory" not in failure.value.reason
     assert (entry.status, entry.updated) == before  # the in-memory entry is untouched
     np.testing.assert_array_equal(project.load_labels(entry), on_disk)  # the last save is intact
     assert list(project.folder.rglob(f"*{_atomic.TEMP_SUFFIX}")) == []
@@ -81,7 +83,7 @@ def test_manifest_failing_after_the_labels_rolls_the_entry_back(project, monkeyp
 
     def manifest_fails(path, payload):
         if Path(path).name == "project.json":
-            raise _atomic._save_error(Path(path), OSError(errno.ENOSPC, "No space left on device"))
+            raise _atomic.save_error(Path(path), OSError(errno.ENOSPC, "No space left on device"))
         real_write(path, payload)
 
     monkeypatch.setattr(project_module, "atomic_write_bytes", manifest_fails)

@@ -57,7 +57,7 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX,
                                              dir=path.parent)
     except OSError as error:
-        raise _save_error(path, error) from error
+        raise save_error(path, error) from error
     try:
         os.chmod(temporary, mode)
         _write_all(handle, payload)
@@ -65,11 +65,11 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise _save_error(path, error) from error
+            raise save_error(path, error) from error
         raise
 
 
-def _save_error(path: Path, error: OSError) -> SaveError:
+def save_error(path: Path, error: OSError) -> SaveError:
     reason = describe_os_error(error)
     failure = SaveError(f"could not save {path}: {reason}")
     failure.reason = reason  # for callers that phrase their own sentence around it

@@ -227,8 +227,15 @@ def export_bioimageio(model: SegModel, path: str | os.PathLike, authors: Sequenc
 
 
 def _zip_folder(folder: Path, path: Path) -> None:
+    """Zip ``folder`` into ``path`` atomically: a failure (disk full) leaves no partial zip behind."""
+    from ._atomic import save_error
+
     temporary = path.with_name(f".{path.name}.part")
-    with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for item in sorted(folder.iterdir()):
-            archive.write(item, item.name)
-    os.replace(temporary, path)
+    try:
+        with zipfile.ZipFile(temporary, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for item in sorted(folder.iterdir()):
+                archive.write(item, item.name)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise save_error(path, error) from error

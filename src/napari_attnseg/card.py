@@ -93,12 +93,22 @@ def training_record(base_card: dict[str, Any], base_weights: str | None, images:
 
 
 def record_lines(card: dict[str, Any]) -> list[str]:
-    """Readable lines describing ``card["exported"]`` and ``card["record"]`` (empty when neither)."""
-    lines = _export_lines(card.get("exported"))
+    """Readable lines describing ``card["exported"]`` and ``card["record"]`` (empty when neither).
+
+    A card comes from a file that anyone may have edited: a part of the wrong shape is reported as
+    unreadable rather than raised.
+    """
+    try:
+        lines = _export_lines(card.get("exported"))
+    except (TypeError, ValueError, AttributeError, KeyError):
+        lines = ["exported:    (unreadable export report)"]
     record = card.get("record")
     if not isinstance(record, dict):
         return lines
-    return lines + _training_lines(record)
+    try:
+        return lines + _training_lines(record)
+    except (TypeError, ValueError, AttributeError, KeyError):
+        return lines + ["fine-tuned:  (unreadable training record)"]
 
 
 def _export_lines(exported: Any) -> list[str]:

@@ -10,6 +10,7 @@ dask runs the chunks; point ``scheduler`` at a ``dask.distributed`` scheduler to
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -378,11 +379,15 @@ def segment_large_steps(image, model, config: InferConfig | None = None, channel
         target = zarr.open_array(path, mode="w", shape=labels.shape, dtype=np.int32,
                                  chunks=tuple(max(sizes) for sizes in labels.chunks), fill_value=0)
         n_objects = 0
-        for index, block_index in enumerate(np.ndindex(labels.numblocks)):
-            region = tuple(slice(sum(sizes[:at]), sum(sizes[: at + 1]))
-                           for sizes, at in zip(labels.chunks, block_index))
-            values = np.asarray(labels.blocks[block_index])
-            target[region] = values
-            n_objects = max(n_objects, int(values.max(initial=0)))
-            yield ChunkProgress(index + 1, labels.npartitions, "writing", device)
+        try:
+            for index, block_index in enumerate(np.ndindex(labels.numblocks)):
+                region = tuple(slice(sum(sizes[:at]), sum(sizes[: at + 1]))
+                               for sizes, at in zip(labels.chunks, block_index))
+                values = np.asarray(labels.blocks[block_index])
+                target[region] = values
+                n_objects = max(n_objects, int(values.max(initial=0)))
+                yield ChunkProgress(index + 1, labels.npartitions, "writing", device)
+        except BaseException:  # stopped or failed while writing: no half-written labels stay behind
+            shutil.rmtree(path, ignore_errors=True)
+            raise
     return ChunkedSegmentation(target, str(path), n_objects, device)

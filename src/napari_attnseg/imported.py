@@ -191,7 +191,8 @@ def load_bioimageio(path: Path, trust_code: bool = False) -> SegModel:
             payload = package.read(weights_file) if kind else b""
     except (zipfile.BadZipFile, yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError) as error:
         raise ModelFileError(f"{path.name} is damaged ({error})") from None
-    ours = ((rdf.get("config") or {}).get(FORMAT_NAME) if isinstance(rdf, dict) else None) or {}
+    section = rdf.get("config") if isinstance(rdf, dict) else None
+    ours = section.get(FORMAT_NAME) if isinstance(section, dict) else None
     if not isinstance(ours, dict) or "model_config" not in ours:
         raise ModelFileError(f"{path.name} is a bioimage.io package that napari-attnseg did not export; "
                              "only packages exported by napari-attnseg can be loaded")

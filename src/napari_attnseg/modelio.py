@@ -158,17 +158,25 @@ def load_model(path: str | os.PathLike | None = None, *, trust_code: bool = Fals
     loading one runs the program inside it (see imported.py).
     """
     path = default_model_path() if path is None else Path(path)
-    if path.is_dir() or (path.is_file() and (path.suffix.lower() == ".onnx" or _first_bytes(path, 2) == b"PK")):
+    try:
+        exported = (any((path / name).is_file() for name in ("rdf.yaml", "bioimageio.yaml"))
+                    or (path.is_file() and (path.suffix.lower() == ".onnx" or _first_bytes(path, 2) == b"PK")))
+    except OSError as error:
+        raise ModelFileError(f"cannot read {path}: {error.strerror or error}") from None
+    if exported:
         from .imported import load_exported
 
         model = load_exported(path, trust_code=trust_code)
         if model is not None:
             return model
     if path.is_dir():
-        raise ModelFileError(f"{path} is a folder, not a model file")
+        raise ModelFileError(f"{path} is a folder, not a model file (nor a bioimage.io package: no rdf.yaml)")
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
-    payload = path.read_bytes()
+    try:
+        payload = path.read_bytes()
+    except OSError as error:  # no permission, a disk error
+        raise ModelFileError(f"cannot read {path}: {error.strerror or error}") from None
     metadata = _read_header(path, payload)
     try:
         config = ModelConfig.from_dict(json.loads(metadata["config"]))

@@ -181,8 +181,10 @@ class Project:
         except SaveError as error:
             entry.status, entry.updated = previous
             reason = getattr(error, "reason", str(error))
-            raise SaveError(f"could not save the labels of {entry.file}: {reason}; your edits are kept in "
-                            "memory and will be saved on the next autosave") from error
+            failure = SaveError(f"could not save the labels of {entry.file}: {reason}; your edits are kept in "
+                                "memory and will be saved on the next autosave")
+            failure.reason = reason  # for the GUI, which phrases its own sentence around it
+            raise failure from error
 
     def training_set(self) -> list[tuple[ImageEntry, np.ndarray, np.ndarray, np.ndarray]]:
         """(entry, image, labels, checked) of every corrected image with checked pixels."""

@@ -82,3 +82,28 @@ def test_optional_layers(viewer, qtbot, nuclei_image):
     assert "cells_probability" in viewer.layers and "cells_uncertainty" in viewer.layers
     attention = [layer.name for layer in viewer.layers if layer.name.startswith("cells_attention_")]
     assert len(attention) == 2 and not viewer.layers[attention[0]].visible
+
+
+def test_a_dask_backed_layer_is_segmented_chunk_by_chunk(viewer, qtbot):
+    import os
+
+    import dask.array as da
+
+    import napari_attnseg as nas
+
+    image, truth = nas.synthetic_nuclei((300, 260), seed=12, radius_range=(8.0, 11.0))
+    session_for(viewer)._default_model = nas.load_model()
+    viewer.add_image(da.from_array(image, chunks=(150, 130)), name="big")
+    segment = SegmentWidget(viewer)
+    qtbot.addWidget(segment)
+    segment.image_combo.value = "big"
+    segment.start()
+    wait_idle(qtbot, segment)
+    layer = viewer.layers["big_labels"]
+    assert not isinstance(layer.data, np.ndarray)  # a zarr array on disk, never loaded whole
+    assert "chunk by chunk" in segment.status.text()
+    labels = np.asarray(layer.data).astype(np.int32)
+    assert nas.evaluate(labels, truth)["ap50"] > 0.6
+    folder = segment._scratch[id(layer)]
+    viewer.layers.remove(layer)  # closing the layer discards it, and its folder on disk
+    assert not os.path.exists(folder)

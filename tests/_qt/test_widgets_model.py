@@ -73,3 +73,16 @@ def test_export_to_onnx_from_the_dock_then_open_it(viewer, qtbot, model_dock, tm
     model_dock.open_model()
     session = session_for(viewer)
     assert session.model_label == "shared.onnx" and "runs from:   onnx file" in session.model.summary()
+
+
+def test_segment_uses_the_model_opened_here(viewer, qtbot, model_dock, nuclei_image, tmp_path):
+    from .helpers import segment_layer
+
+    image, truth = nuclei_image
+    nas.save_model(nas.load_model(), tmp_path / "trained.safetensors")  # vs the session's tiny untrained one
+    model_dock.open_file.value = tmp_path / "trained.safetensors"
+    model_dock.open_model()
+    segment = segment_layer(viewer, qtbot, image)  # its model picker left at "Model in use"
+    assert "trained.safetensors" in segment.status.text()
+    labels = np.asarray(viewer.layers["cells_labels"].data).astype(np.int32)
+    assert nas.evaluate(labels, truth)["ap50"] > 0.6

@@ -11,15 +11,20 @@ if TYPE_CHECKING:
     from ..modelio import SegModel
     from ._session import Session
 
-MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE = "Bundled default", "Last fine-tuned", "From file"
-MODEL_FILE_FILTER = "*.model *.safetensors"
+MODEL_IN_USE, MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE = "Model in use", "Bundled default", "Last fine-tuned", "From file"
+MODEL_FILE_FILTER = "*.model *.safetensors *.onnx *.zip"
 
 
 class ModelPicker:
-    """A combo box of model sources and a file field shown when 'From file' is chosen."""
+    """A combo box of model sources and a file field shown when 'From file' is chosen.
 
-    def __init__(self, label: str = "model", value: str = MODEL_DEFAULT) -> None:
-        self.combo = ComboBox(label=label, choices=[MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE], value=value)
+    'Model in use' is the session's current model: the last one fine-tuned, chosen in another dock
+    (Compare's *Use A*, the Model dock), or the bundled default.
+    """
+
+    def __init__(self, label: str = "model", value: str = MODEL_IN_USE) -> None:
+        choices = [MODEL_IN_USE, MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE]
+        self.combo = ComboBox(label=label, choices=choices, value=value)
         self.file = FileEdit(label=f"{label} file", mode="r", filter=MODEL_FILE_FILTER,
                              visible=value == MODEL_FILE)
         self.combo.changed.connect(lambda choice: setattr(self.file, "visible", choice == MODEL_FILE))
@@ -34,6 +39,8 @@ class ModelPicker:
         from ..modelio import load_model
 
         choice = self.combo.value
+        if choice == MODEL_IN_USE:
+            return session.model, session.model_label
         if choice == MODEL_TUNED:
             if session.tuned_model is None:
                 raise ModelFileError("no model has been fine-tuned in this session yet")

@@ -11,7 +11,7 @@ from qtpy.QtGui import QFont
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 from . import _common
-from ._model_picker import MODEL_FILE, MODEL_TUNED, ModelPicker
+from ._model_picker import MODEL_DEFAULT, MODEL_IN_USE, ModelPicker
 from ._session import LayerNames, session_for
 from ._workers import start_worker
 
@@ -33,7 +33,7 @@ class CompareWidget(QWidget):
         self.reference_combo = _common.layer_combo(self.viewer, Labels, "corrected labels",
                                                    keep=lambda name: not _common.is_checked_layer(name))
         self.checked_combo = ComboBox(label="score only in", nullable=True, choices=self._checked_choices)
-        self.pickers = [ModelPicker("model A", MODEL_TUNED), ModelPicker("model B", MODEL_FILE)]
+        self.pickers = [ModelPicker("model A", MODEL_IN_USE), ModelPicker("model B", MODEL_DEFAULT)]
         self.form = Container(widgets=[self.image_combo, self.reference_combo, self.checked_combo,
                                        *(widget for picker in self.pickers for widget in picker.widgets)])
         self.compare_button = _common.button("Compare", self.start, "segment the image with both models")

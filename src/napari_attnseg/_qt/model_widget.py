@@ -64,8 +64,11 @@ class ModelWidget(QWidget):
         layout.addWidget(self.save_button)
         layout.addWidget(self.status)
         layout.addStretch()
-        self.session.model_changed.connect(lambda _label: self.show_card())
+        self.session.model_changed.connect(self._on_model_changed)  # a bound method: held weakly
         self.save_format.changed.connect(self._suggest_suffix)
+
+    def _on_model_changed(self, _label: str) -> None:
+        self.show_card()
 
     def show_card(self) -> None:
         self.card.setPlainText(f"in use: {self.session.model_label}\n\n{self.session.model.summary()}")

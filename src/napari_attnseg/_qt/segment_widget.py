@@ -5,24 +5,21 @@ from __future__ import annotations
 import logging
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 
 import napari
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, FloatSpinBox, SpinBox
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 from . import _common
+from ._model_picker import MODEL_TUNED, ModelPicker
 from ._session import LayerNames, PredictionRecord, session_for
 from ._workers import start_worker
 
 logger = logging.getLogger(__name__)
-
-MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE = "Bundled default", "Last fine-tuned", "From file"
-
 
 @dataclass
 class _Target:
@@ -49,8 +46,8 @@ class SegmentWidget(QWidget):
         _common.warm_up_labels()
 
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
-        self.model_combo = ComboBox(label="model", choices=[MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE])
-        self.model_file = FileEdit(label="model file", mode="r", filter="*.model *.safetensors", visible=False)
+        self.model_picker = ModelPicker("model")
+        self.model_combo, self.model_file = self.model_picker.combo, self.model_picker.file
         self.device_combo = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
         self.form = Container(widgets=[self.image_combo, self.model_combo, self.model_file, self.device_combo])
         self.tile_size = SpinBox(label="tile size", value=256, min=32, max=4096, step=32)
@@ -90,9 +87,10 @@ class SegmentWidget(QWidget):
         layout.addStretch()
 
         _common.watch_layers(self.viewer, self.form)
-        self.model_combo.changed.connect(lambda value: setattr(self.model_file, "visible", value == MODEL_FILE))
         self.session.model_changed.connect(self._on_model_changed)
         self.session.project_changed.connect(self._update_buttons)
+        self._scratch: dict[int, str] = {}  # chunked labels on disk, by their layer's id
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._update_buttons()
 
     # -- options ---------------------------------------------------------------------------------
@@ -105,26 +103,15 @@ class SegmentWidget(QWidget):
                            device=str(self.device_combo.value))
 
     def chosen_model(self):
-        """The model the combo box names; raises AttnSegError with a clear message if unavailable."""
-        from ..errors import ModelFileError
-        from ..modelio import load_model
-
-        choice = self.model_combo.value
-        if choice == MODEL_TUNED:
-            if self.session.tuned_model is None:
-                raise ModelFileError("no model has been fine-tuned in this session yet")
-            model, label = self.session.tuned_model, self.session.tuned_model.name
-        elif choice == MODEL_FILE:
-            path = Path(str(self.model_file.value))
-            model, label = load_model(path), path.name
-        else:
-            model, label = self.session.default_model, "bundled default"
+        """The model the combo box names, now also the session's; AttnSegError if unavailable."""
+        model, label = self.model_picker.resolve(self.session)
         if model is not self.session.current_model:
-            self.session.set_model(model, label, tuned=choice == MODEL_TUNED)
+            self.session.set_model(model, label, tuned=self.model_combo.value == MODEL_TUNED)
         return model
 
     # -- segment one image -----------------------------------------------------------------------
     def start(self) -> None:
+        from ..chunked import segment_large_steps
         from ..errors import AttnSegError
         from ..inference import segment_steps
 
@@ -135,12 +122,14 @@ class SegmentWidget(QWidget):
         names = LayerNames(layer.name)
         existing = _common.get_layer(self.viewer, names.labels)
         confirmed_replace = False
-        if existing is not None and self.session.labels_edited(layer.name, np.asarray(existing.data)):
+        if (existing is not None and isinstance(existing.data, np.ndarray)
+                and self.session.labels_edited(layer.name, existing.data)):
             if not _common.confirm(self, f"'{names.labels}' holds your edits. Replace it with a new "
                                          "segmentation (and clear its checked regions)?"):
                 return
             confirmed_replace = True
         try:
+            chunked = self._takes_chunked_path(layer, -1 if layer.rgb else None)
             config = self.infer_config()
             model = self.chosen_model()
             from ..devices import resolve_device
@@ -150,14 +139,18 @@ class SegmentWidget(QWidget):
             show_error(f"Segment: {error}")
             return
         channel_axis = -1 if layer.rgb else None
-        image = np.asarray(layer.data)
         entry = self.session.current_entry
         target = _Target(weakref.ref(layer), layer.name,
                          entry if entry is not None and entry.stem == layer.name else None, confirmed_replace)
         self._set_running(True)
         self.status.setText(f"segmenting {layer.name} with {self.session.model_label}…")
+        if chunked:  # a pyramid, a zarr/dask array, or a huge image that is not a project's
+            steps, arguments = segment_large_steps, (layer.data, model, config, channel_axis)
+        else:
+            steps, arguments = segment_steps, (np.asarray(layer.data), model, config, channel_axis,
+                                               bool(self.show_attention.value), True)
         self.worker = start_worker(
-            segment_steps, image, model, config, channel_axis, bool(self.show_attention.value), True,
+            steps, *arguments,
             description=f"Segmenting {layer.name}",
             on_yield=self._on_progress,
             on_return=lambda result: self._on_result(target, result),
@@ -165,9 +158,30 @@ class SegmentWidget(QWidget):
             on_finish=lambda: self._set_running(False),
         )
 
+    def _takes_chunked_path(self, layer, channel_axis) -> bool:
+        """Lazy layers (zarr, dask, pyramids) and huge images outside a project are segmented chunk by
+        chunk into labels on disk; a project image stays in memory so its labels are saved with it."""
+        from importlib.util import find_spec
+
+        from ..chunked import needs_chunked
+        from ..errors import MissingExtraError
+
+        if not needs_chunked(layer.data, channel_axis):
+            return False
+        lazy = not isinstance(layer.data, np.ndarray)
+        if find_spec("zarr") is None:
+            if lazy:
+                raise MissingExtraError(f"{layer.name} is a lazy (zarr/dask) layer; segmenting it chunk by chunk "
+                                        "needs zarr: pip install 'napari-attnseg[dask]'")
+            return False
+        entry = self.session.current_entry
+        return lazy or entry is None or entry.stem != layer.name
+
     def _on_progress(self, report) -> None:
         self.progress.setValue(int(report.fraction * 1000))
-        if getattr(report, "device", None):
+        if getattr(report, "stage", None):  # the chunked path counts chunks
+            self.status.setText(f"{report.stage} on {report.device}: chunk {report.done}/{report.total}")
+        elif getattr(report, "device", None):
             self.status.setText(f"segmenting on {report.device}: {report.done}/{report.total} tiles")
 
     def _target_layer(self, target: _Target):
@@ -182,6 +196,9 @@ class SegmentWidget(QWidget):
 
     def _on_result(self, target: _Target, result) -> None:
         """Main thread: put the labels (and the chosen maps) into layers of *that* image."""
+        if not hasattr(result, "prediction"):  # chunked: labels in a zarr on disk, no maps
+            self._on_large_result(target, result)
+            return
         labels, uncertainty = result.labels, result.uncertainty
         layer = self._target_layer(target)
         if layer is None:
@@ -233,6 +250,32 @@ class SegmentWidget(QWidget):
         on_screen = target.entry is not None and self.session.current_entry is target.entry
         if on_screen and names.labels == f"{image_name}_labels":
             self._save_to_project(target.entry, labels, force=True, clear_checked=target.confirmed_replace)
+
+    def _on_large_result(self, target: _Target, result) -> None:
+        """A chunked result: napari shows (and paints into) the zarr labels without loading them."""
+        layer = self._target_layer(target)
+        if layer is None:
+            message = f"{target.name} was closed while it was segmented; its labels are in {result.path}"
+            show_warning(message)
+        else:
+            name = LayerNames(layer.name).labels
+            if name in self.viewer.layers:
+                name = f"{layer.name}_labels_model"  # never replace a layer that may hold edits
+            added = self.viewer.add_labels(result.labels, name=name, scale=layer.scale[-2:],
+                                           translate=layer.translate[-2:])
+            self._scratch[id(added)] = result.path  # removed with the layer
+            message = f"{layer.name}: {result.n_objects} objects, segmented chunk by chunk; labels in {result.path}"
+        self.status.setText(message)
+        self.progress.setValue(1000)
+
+    def _on_layer_removed(self, event) -> None:
+        """Closing a chunked labels layer discards it, as closing any unsaved layer does: its folder
+        in the temporary directory goes too (File › Save Selected Layers keeps a copy)."""
+        import shutil
+
+        path = self._scratch.pop(id(event.value), None)
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
 
     def _in_project(self, entry) -> bool:
         """Whether ``entry`` is an image of the project open now (not of one closed since)."""

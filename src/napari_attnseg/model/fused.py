@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..memory import is_out_of_memory
 from .blocks import AttentionGate, ConvBlock
 from .unet import AttentionUNet
 
@@ -61,6 +62,8 @@ class FusedConvReLU(nn.Module):
                     x.to(dtype), weight, bias, self.padding, self.stride, self.dilation, self.groups,
                     "relu", [], "")
             except RuntimeError as error:  # e.g. a CPU whose oneDNN build lacks this dtype
+                if is_out_of_memory(error):
+                    raise  # the caller retries with smaller tiles; the kernel itself is fine
                 log.info("fused convolution unavailable (%s); using separate kernels", error)
                 _ONEDNN["usable"] = False
         return F.relu(F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups))
@@ -103,8 +106,11 @@ def inference_network(network: nn.Module, device: torch.device) -> nn.Module:
     any other network (an exported one, a stand-in) as it is."""
     if not isinstance(network, AttentionUNet):
         return network.eval().to(device)
+    state = network.state_dict().values()
+    if any(tensor.is_inference() for tensor in state):  # made under inference_mode: no version counters
+        return fuse_for_inference(network).to(device)
     # Optimiser steps and load_state_dict bump the tensors' version counters.
-    version = sum(tensor._version for tensor in network.state_dict().values())
+    version = sum(tensor._version for tensor in state)
     cached = _CACHE.get(network)
     if cached is not None and cached[0] == (version, str(device)):
         return cached[1]
