@@ -96,7 +96,7 @@ def segment_files_steps(
     An image that cannot be used (InputError) is skipped and reported in its FileResult; each
     image is read, segmented and written before the next is read, so memory stays flat.
     """
-    from .inference import labels_from_prediction, predict_steps
+    from .inference import labels_from_prediction, predict_steps, relay
 
     config = config or InferConfig()
     results: list[FileResult] = []
@@ -104,14 +104,10 @@ def segment_files_steps(
         yield BatchProgress(index, len(images), image_path, 0, 0)
         try:
             image = read_image(image_path)
-            steps = predict_steps(image, model, config, channel_axis=channel_axis)
-            while True:
-                try:
-                    report = next(steps)
-                except StopIteration as stop:
-                    prediction = stop.value
-                    break
-                yield BatchProgress(index, len(images), image_path, report.done, report.total)
+            prediction = yield from relay(
+                predict_steps(image, model, config, channel_axis=channel_axis),
+                lambda report, index=index, image_path=image_path: BatchProgress(
+                    index, len(images), image_path, report.done, report.total))
             labels = labels_from_prediction(prediction, model, config)
         except InputError as error:
             result = FileResult(image_path, output, error=str(error))

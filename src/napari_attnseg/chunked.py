@@ -349,6 +349,7 @@ def segment_large_steps(image, model, config: InferConfig | None = None, channel
     import zarr
 
     from .devices import resolve_device
+    from .inference import relay
 
     config = config or InferConfig()
     device = str(resolve_device(config.device))
@@ -362,14 +363,11 @@ def segment_large_steps(image, model, config: InferConfig | None = None, channel
         blocks = [[None] * cols for _ in range(rows)]
         for index, (row, col) in enumerate(np.ndindex(rows, cols)):
             block = np.asarray(with_halo.blocks[0, row, col])
-            steps = _segment_block_steps(block, model, config, low, scale)
-            while True:  # re-yield tile progress so that Stop takes effect within a batch of tiles
-                try:
-                    tile = next(steps)
-                except StopIteration as stop:
-                    local = stop.value
-                    break
-                yield ChunkProgress(index, rows * cols, "segmenting", device, tile.done, tile.total)
+            # re-yield tile progress so that Stop takes effect within a batch of tiles
+            local = yield from relay(
+                _segment_block_steps(block, model, config, low, scale),
+                lambda tile, index=index: ChunkProgress(
+                    index, rows * cols, "segmenting", device, tile.done, tile.total))
             stored = scratch.create_array(f"{row}_{col}", shape=local.shape, chunks=local.shape, dtype=np.int32)
             stored[...] = local
             blocks[row][col] = da.from_zarr(stored)

@@ -10,7 +10,7 @@ import numpy as np
 from .config import InferConfig
 from .data import as_channels_first
 from .errors import InputError
-from .inference import InferProgress, segment_steps
+from .inference import relay, segment_steps
 from .metrics import evaluate
 from .modelio import SegModel
 
@@ -93,14 +93,9 @@ def compare_steps(
     names, labels, scores, seconds = [], [], [], []
     for index, (name, model) in enumerate(models):
         started = time.perf_counter()
-        steps = segment_steps(image, model, config, channel_axis)
-        while True:
-            try:
-                report: InferProgress = next(steps)
-            except StopIteration as stop:
-                segmentation = stop.value
-                break
-            yield CompareProgress(index, len(models), name, report.fraction)
+        segmentation = yield from relay(
+            segment_steps(image, model, config, channel_axis),
+            lambda report, index=index, name=name: CompareProgress(index, len(models), name, report.fraction))
         names.append(name)
         labels.append(segmentation.labels)
         scores.append(evaluate(segmentation.labels, reference, checked))

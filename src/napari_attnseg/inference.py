@@ -179,6 +179,17 @@ def drain(steps: Generator, on_progress=None):
             on_progress(report)
 
 
+def relay(steps: Generator, convert):
+    """Run the progress generator ``steps`` inside another: yield ``convert(report)`` for each of its
+    reports and return its result (``yield from`` with the reports re-phrased)."""
+    while True:
+        try:
+            report = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        yield convert(report)
+
+
 def predict(image, model: SegModel, config: InferConfig | None = None, channel_axis=None,
             return_attention: bool = False, prenormalised: bool = False) -> Prediction:
     """Class probabilities (and attention maps) for ``image``; see ``predict_steps``."""

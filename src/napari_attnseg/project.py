@@ -215,21 +215,17 @@ def segment_project_steps(project: Project, model, config=None):
     Yields ProjectProgress after every batch of tiles; returns {"segmented": n, "failed": [names]}.
     Each image's labels are saved as soon as it is done, so a cancel keeps the finished ones.
     """
-    from .inference import segment_steps
+    from .inference import relay, segment_steps
 
     todo = [entry for entry in project.entries if entry.status in ("new", "segmented")]
     failed: list[str] = []
     for index, entry in enumerate(todo):
         try:
             image = project.read_image(entry)
-            steps = segment_steps(image, model, config)
-            while True:
-                try:
-                    report = next(steps)
-                except StopIteration as stop:
-                    result = stop.value
-                    break
-                yield ProjectProgress(index, len(todo), entry.file, (index + report.fraction) / len(todo))
+            result = yield from relay(
+                segment_steps(image, model, config),
+                lambda report, index=index, entry=entry: ProjectProgress(
+                    index, len(todo), entry.file, (index + report.fraction) / len(todo)))
         except InputError as error:
             logger.warning("skipped %s: %s", entry.file, error)
             failed.append(entry.file)
