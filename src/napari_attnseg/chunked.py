@@ -19,6 +19,7 @@ from typing import Any, Generator
 import numpy as np
 
 from .config import InferConfig
+from .data import match_channels
 from .errors import InputError
 
 
@@ -64,14 +65,7 @@ def _model_input(image, in_channels: int, channel_axis: int | None, chunk: int):
     if array.ndim != 3 or not -3 <= channel_axis < 3:
         raise InputError(f"chunked segmentation takes a 2D image with one channel axis, got shape "
                          f"{array.shape} with channel axis {channel_axis}")
-    array = da.moveaxis(array, channel_axis, 0)
-    channels = array.shape[0]
-    if channels != in_channels:
-        if in_channels == 1 and channels in (3, 4):
-            # An RGB(A) rendering of a single-channel stain: average the colour channels, drop alpha.
-            return array[:3].astype(np.float32).mean(axis=0, keepdims=True)
-        raise InputError(f"the model reads {in_channels} channel(s) but the image has {channels}")
-    return array
+    return match_channels(da.moveaxis(array, channel_axis, 0), in_channels)
 
 
 def _prepare(image, model, chunk: int, halo: int, channel_axis: int | None):

@@ -43,18 +43,9 @@ def as_channels_first(image: np.ndarray, in_channels: int, channel_axis: int | N
             f"image of shape {original_shape} is neither (Y, X) nor (Z, Y, X); "
             "give channel_axis= for multichannel images"
         )
-    channels = image.shape[-3]
     given_axis = channel_axis is not None
-    if channels != in_channels:
-        if in_channels == 1 and channels in (3, 4):
-            # An RGB(A) rendering of a single-channel stain: average the colour channels, drop alpha.
-            image = image[..., :3, :, :].astype(np.float32).mean(axis=-3, keepdims=True)
-        else:
-            hint = "; is channel_axis right?" if given_axis else ""
-            raise InputError(
-                f"the model reads {in_channels} channel(s) but the image of shape {original_shape} has "
-                f"{channels}{hint}"
-            )
+    image = match_channels(image, in_channels, f"the image of shape {original_shape}",
+                           "; is channel_axis right?" if given_axis else "")
     if min(image.shape[-2:]) < 4:
         hint = ""
         if not given_axis and len(original_shape) == 3 and original_shape[-1] < 4:
@@ -67,6 +58,20 @@ def as_channels_first(image: np.ndarray, in_channels: int, channel_axis: int | N
     if not np.isfinite(image).all():
         raise InputError("image values exceed the float32 range (about 3.4e38); rescale the image")
     return image
+
+
+def match_channels(image, in_channels: int, what: str = "the image", hint: str = ""):
+    """A (..., C, Y, X) numpy or dask array with the model's channel count.
+
+    An RGB(A) rendering of a single-channel stain, given to a 1-channel model, becomes the mean of its
+    colour channels (alpha dropped); any other mismatch is an InputError.
+    """
+    channels = image.shape[-3]
+    if channels == in_channels:
+        return image
+    if in_channels == 1 and channels in (3, 4):
+        return image[..., :3, :, :].astype(np.float32).mean(axis=-3, keepdims=True)
+    raise InputError(f"the model reads {in_channels} channel(s) but {what} has {channels}{hint}")
 
 
 def normalize(image: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
