@@ -46,6 +46,7 @@ benchmark: apt $(VENV)/.installed  # tables on stdout; JSON in runs/benchmarks/,
 	$(PY) benchmarks/bench_flops.py $(BENCH_FLAGS) --json runs/benchmarks/flops.json
 	$(PY) benchmarks/bench_finetune.py $(BENCH_FLAGS) --json runs/benchmarks/finetune.json
 	$(PY) benchmarks/bench_large.py $(BENCH_FLAGS) --json runs/benchmarks/large.json
+	$(PY) benchmarks/bench_load.py $(BENCH_FLAGS) --json runs/benchmarks/load.json
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) benchmarks/bench_ui_latency.py $(BENCH_FLAGS) \
 		--json runs/benchmarks/ui_latency.json
 	$(PY) benchmarks/summary.py runs/benchmarks/ | tee runs/benchmarks/summary.md

@@ -11,7 +11,6 @@ process and the seconds per image. Linux only (it reads /proc).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import sys
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 
 def rss_mb() -> float:
@@ -66,7 +66,10 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--model", choices=("tiny", "default"), default="tiny")
     parser.add_argument("--json", default=None, help="also write the numbers to this file")
+    parser.add_argument("--quick", action="store_true", help="20 images")
     args = parser.parse_args()
+    if args.quick:
+        args.images = 20
     if not sys.platform.startswith("linux"):
         parser.error("this benchmark reads /proc/self/statm (Linux only)")
     if args.images < 10:
@@ -78,9 +81,12 @@ def main() -> int:
     print(f"{n:6d} {args.size:5d} {args.model:>7s} {row['written']:7d} {row['rss_mb_at_10']:10.1f} "
           f"{row[f'rss_mb_at_{n}']:11.1f} {row['rss_growth_mb']:9.1f} {row['peak_rss_mb']:8.1f} "
           f"{row['seconds_per_image']:8.4f}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as stream:
-            json.dump(row, stream, indent=1)
+    case = f"{n} images of {args.size}² ({args.model} model)"
+    write_json(args.json, "load", [row], [
+        headline(case, "RSS at image 10 MB", row["rss_mb_at_10"]),
+        headline(case, f"RSS at image {n} MB", row[f"rss_mb_at_{n}"]),
+        headline(case, "seconds per image", row["seconds_per_image"]),
+    ], args.quick, model=args.model)
     return 0
 
 

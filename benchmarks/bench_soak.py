@@ -11,7 +11,6 @@ and RSS (/proc/self/statm). Memory that climbs row after row would be a leak. Li
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import resource
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 
 def rss_mb() -> float:
@@ -32,7 +33,10 @@ def main() -> int:
     parser.add_argument("--every", type=float, default=60.0, help="seconds between rows and checkpoints")
     parser.add_argument("--model", choices=("default", "tiny"), default="default")
     parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--quick", action="store_true", help="8 s with the tiny model, a row every 2 s")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.every, args.model = 8.0, 2.0, "tiny"
     if not sys.platform.startswith("linux"):
         parser.error("this benchmark reads /proc/self/statm (Linux only)")
 
@@ -82,10 +86,12 @@ def main() -> int:
     growth = rows[-1]["rss_mb"] - rows[1]["rss_mb"] if len(rows) > 2 else float("nan")
     print(f"peak RSS {peak:.1f} MB; RSS change from the first minute to the end {growth:+.1f} MB; "
           f"checkpoint {'loads as ' + repr(checkpoint_loads) if checkpoint_loads else 'was never written'}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as stream:
-            json.dump({"seconds": args.seconds, "model": args.model, "rows": rows, "peak_rss_mb": round(peak, 1),
-                       "checkpoint_loads": checkpoint_loads is not None}, stream, indent=1)
+    write_json(args.json, "soak", rows, [
+        headline(f"fine-tune {args.seconds:.0f} s ({args.model})", "peak RSS MB", round(peak, 1)),
+        headline(f"fine-tune {args.seconds:.0f} s ({args.model})", "RSS change after the first minute MB",
+                 round(growth, 1)),
+        headline(f"fine-tune {args.seconds:.0f} s ({args.model})", "checkpoints written", checkpoints),
+    ], args.quick, model=args.model, seconds=args.seconds, checkpoint_loads=checkpoint_loads is not None)
     return 0
 
 

@@ -21,6 +21,8 @@ ROW_KEYS = {
     "monai": {"method", "precision", "size", "parameters", "seconds", "s_per_megapixel", "peak_rss_mb",
               "speed_vs_monai"},
     "ui_latency": {"job", "size", "beats", "max_ms", "p99_ms", "median_ms", "handoff_max_ms"},
+    "load": {"images", "written", "rss_mb_at_10", "rss_growth_mb", "peak_rss_mb", "seconds_per_image"},
+    "soak": {"elapsed_s", "step", "epoch", "loss", "best_val_ap50", "checkpoints", "rss_mb"},
 }
 
 
@@ -31,7 +33,7 @@ def _run(script: str, json_path: Path, timeout: float = 300) -> subprocess.Compl
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
-@pytest.mark.parametrize("name", ["cpu", "finetune", "flops", "large", "monai", "ui_latency"])
+@pytest.mark.parametrize("name", ["cpu", "finetune", "flops", "large", "load", "monai", "soak", "ui_latency"])
 def test_quick_run_prints_a_table_and_writes_json(name, tmp_path):
     if name == "monai" and importlib.util.find_spec("monai") is None:
         pytest.skip("bench_monai compares against MONAI, which is not installed (pip install monai)")
