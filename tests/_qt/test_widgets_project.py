@@ -94,3 +94,41 @@ def test_closing_napari_saves_the_edits(make_napari_viewer, qtbot, project_folde
     viewer.close()  # closes napari's main window, as File > Quit does
     saved = tifffile.imread(project_folder / "attnseg_project" / "labels" / "cells_0_labels.tif")
     assert saved[3, 4] == 7
+
+
+def test_closing_napari_while_the_project_cannot_be_written_rescues_the_edits(
+        make_napari_viewer, qtbot, project_folder, tmp_path_factory, monkeypatch):
+    from napari_attnseg.errors import SaveError
+    from napari_attnseg.project import Project
+    from napari_attnseg.rescue import RESCUE_ENV, rescue_folder
+
+    monkeypatch.setenv(RESCUE_ENV, str(tmp_path_factory.mktemp("rescue")))
+    viewer = make_napari_viewer(show=True)
+    images = ImagesWidget(viewer)
+    viewer.window.add_dock_widget(images)
+    qtbot.waitUntil(lambda: images.window() is not images and images.isVisible(), timeout=5_000)
+    images.open_folder(project_folder)
+    viewer.layers["cells_0_labels"].data_setitem((np.array([3]), np.array([4])), 7)
+    labels_file = project_folder / "attnseg_project" / "labels" / "cells_0_labels.tif"
+    saved_before = tifffile.imread(labels_file) if labels_file.exists() else None
+
+    def unwritable(*args, **kwargs):  # the project's disk filled up, or its drive was unplugged
+        raise SaveError("could not save the labels of cells_0.tif: the disk is full")
+
+    with monkeypatch.context() as fault:
+        fault.setattr(Project, "save_labels", unwritable)
+        viewer.close()
+    rescued = rescue_folder(Project.open(project_folder))
+    assert tifffile.imread(rescued / "cells_0_labels.tif")[3, 4] == 7
+    if saved_before is None:  # the project's own file was not touched
+        assert not labels_file.exists()
+    else:
+        np.testing.assert_array_equal(tifffile.imread(labels_file), saved_before)
+
+    again = make_napari_viewer()
+    reopened = ImagesWidget(again)
+    qtbot.addWidget(reopened)
+    reopened.open_folder(project_folder)  # the disk has room again
+    assert tifffile.imread(labels_file)[3, 4] == 7
+    assert session_for(again).project.entries[0].status == "corrected"  # so the next image is shown
+    assert not rescued.exists()

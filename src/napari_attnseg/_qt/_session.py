@@ -205,6 +205,22 @@ class Session:
     def has_unsaved(self) -> bool:
         return bool(self.unsaved) or self.unsaved_model is not None
 
+    def rescue_unsaved(self) -> list[str]:
+        """Last resort as napari closes with writes still failing: copy the unsaved labels outside the
+        project (see rescue.py); the project puts them back when it is next opened. Returns the files."""
+        from ..errors import AttnSegError
+        from ..rescue import write_rescue
+
+        rescued = []
+        for pending in self.unsaved.values():
+            try:
+                write_rescue(pending.project, pending.entry, pending.labels, pending.checked, pending.status)
+            except (OSError, AttnSegError) as error:
+                logger.error("could not rescue the edits of %s either: %s", pending.entry.file, error)
+                continue
+            rescued.append(pending.entry.file)
+        return rescued
+
     def _save_failed(self, file: str, error: Exception, announce: bool) -> None:
         reason = _reason(error)
         logger.warning("could not save %s: %s", file, error)

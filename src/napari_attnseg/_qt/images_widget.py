@@ -8,7 +8,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QListWidget, QVBoxLayout, QWidget
 
@@ -75,7 +75,7 @@ class ImagesWidget(QWidget):
         self.session.save_state_changed.connect(self._on_save_state)
         self.viewer.bind_key("Alt-Right", lambda _viewer: self.next_image(), overwrite=True)
         self.viewer.bind_key("Alt-Left", lambda _viewer: self.previous_image(), overwrite=True)
-        self._close_watcher = _CloseWatcher(self.autosave)
+        self._close_watcher = _CloseWatcher(self._on_close)
         self._watched_window = None
 
     # -- opening ---------------------------------------------------------------------------------
@@ -111,6 +111,7 @@ class ImagesWidget(QWidget):
         self._close_current()
         self.session.project = project
         self._restore_model(project)
+        self._restore_rescued(project)
         self.folder_label.setText(f"Project: {project.folder} ({len(project)} images; "
                                   f"saved in {project.data_dir.name}/)")
         self.refresh_list()
@@ -120,6 +121,20 @@ class ImagesWidget(QWidget):
         self.image_list.setCurrentRow(first)
         self.image_list.blockSignals(False)
         self.show_entry(first)
+
+    def _restore_rescued(self, project) -> None:
+        """Put back edits that napari could only rescue outside the project when it last closed."""
+        from ..errors import AttnSegError
+        from ..rescue import rescue_folder, restore_rescues
+
+        try:
+            restored = restore_rescues(project)
+        except (OSError, AttnSegError) as error:
+            show_error(f"Edits rescued when napari last closed are in {rescue_folder(project)}, but the project "
+                       f"still cannot be written ({error}); they stay there until it can")
+            return
+        if restored:
+            show_info(f"Restored edits that could not be saved when napari last closed: {', '.join(restored)}")
 
     def _restore_model(self, project) -> None:
         """Use the project's last fine-tuned model again, if it is still there."""
@@ -263,6 +278,11 @@ class ImagesWidget(QWidget):
         self.refresh_list()
         logger.info("autosaved %s", entry.file)
         return True
+
+    def _on_close(self) -> None:
+        """napari is closing: save, and what cannot be saved goes to a rescue copy outside the project."""
+        if not self.session.autosave():  # it runs our autosave too, then retries failed writes
+            self.session.rescue_unsaved()
 
     def _on_save_state(self, reason: str) -> None:
         if reason:
