@@ -83,3 +83,30 @@ def test_same_name_different_extension_is_refused(folder):
     iio.imwrite(folder / "img0.png", np.zeros((8, 8), dtype=np.uint8))
     with pytest.raises(InputError, match="share a name"):
         Project.open(folder)
+
+
+def test_saves_from_two_threads_leave_the_latest_statuses(folder, monkeypatch):
+    import threading
+    import time
+
+    from napari_attnseg import project as project_module
+
+    project = Project.open(folder)
+    real_write = project_module.atomic_write_bytes
+    writing = threading.Event()
+
+    def slow_write(path, payload):  # the worker is caught between building its manifest and writing it
+        if threading.current_thread().name == "segment-all":
+            writing.set()
+            time.sleep(0.3)
+        real_write(path, payload)
+
+    monkeypatch.setattr(project_module, "atomic_write_bytes", slow_write)
+    worker = threading.Thread(target=project.save, name="segment-all")
+    worker.start()
+    assert writing.wait(5)
+    project.entries[0].status = "corrected"  # the user's autosave, meanwhile, on the main thread
+    project.save()
+    worker.join()
+    manifest = json.loads((project.data_dir / "project.json").read_text())
+    assert manifest["images"][0]["status"] == "corrected"  # the later state, not the worker's older one

@@ -17,6 +17,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -63,6 +64,9 @@ class Project:
         self.data_dir = self.folder / PROJECT_DIR
         self.entries: list[ImageEntry] = []
         self.model_file: str | None = None
+        # Segment all saves from its worker thread while napari's autosave saves from the main one:
+        # each write must hold the statuses as they are when it is written, not as they were read.
+        self._save_lock = threading.Lock()
 
     # -- opening and saving ----------------------------------------------------------------------
     @classmethod
@@ -124,14 +128,15 @@ class Project:
         return entries
 
     def save(self) -> None:
-        """Write project.json atomically."""
-        manifest = {
-            "format": PROJECT_FORMAT,
-            "version": PROJECT_VERSION,
-            "model": self.model_file,
-            "images": [{"file": e.file, "status": e.status, "updated": e.updated} for e in self.entries],
-        }
-        atomic_write_bytes(self.data_dir / "project.json", json.dumps(manifest, indent=1).encode())
+        """Write project.json atomically (one writer at a time, from any thread)."""
+        with self._save_lock:
+            manifest = {
+                "format": PROJECT_FORMAT,
+                "version": PROJECT_VERSION,
+                "model": self.model_file,
+                "images": [{"file": e.file, "status": e.status, "updated": e.updated} for e in self.entries],
+            }
+            atomic_write_bytes(self.data_dir / "project.json", json.dumps(manifest, indent=1).encode())
 
     # -- per-image data --------------------------------------------------------------------------
     def __len__(self) -> int:
