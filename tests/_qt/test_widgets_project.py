@@ -132,3 +132,21 @@ def test_closing_napari_while_the_project_cannot_be_written_rescues_the_edits(
     assert tifffile.imread(labels_file)[3, 4] == 7
     assert session_for(again).project.entries[0].status == "corrected"  # so the next image is shown
     assert not rescued.exists()
+
+
+def test_fine_tuning_checkpoints_into_the_open_project_only(viewer, qtbot, project_folder, monkeypatch):
+    from napari_attnseg._qt import FinetuneWidget
+    from napari_attnseg._qt import finetune_widget as module
+
+    finetune = FinetuneWidget(viewer)
+    qtbot.addWidget(finetune)
+    assert finetune._checkpoint_path() is None  # no project: nowhere of the user's to write
+    images = ImagesWidget(viewer)
+    qtbot.addWidget(images)
+    images.open_folder(project_folder)
+    asked = {}
+    monkeypatch.setattr(module, "start_worker", lambda *args, **kwargs: asked.update(kwargs))
+    viewer.layers["cells_0_labels"].data = painted(np.zeros((96, 96), dtype=np.int32))
+    viewer.layers["cells_0_checked"].data = np.ones((96, 96), dtype=np.uint8)
+    finetune.start()
+    assert asked["checkpoint"] == project_folder.resolve() / "attnseg_project" / "models" / "checkpoint.model"

@@ -152,7 +152,14 @@ class FinetuneWidget(QWidget):
             train_steps, model, images, labels, masks, config, channel_axis,
             description="Fine-tuning", on_yield=self._on_progress, on_return=self._adopt,
             on_abort=self._on_abort, on_finish=lambda: self._set_running(False), names=self.image_names,
+            checkpoint=self._checkpoint_path(),
         )
+
+    def _checkpoint_path(self):
+        """In a project, the best model so far is kept on disk while training runs (every minute), so a
+        crash of napari during a long fine-tune keeps what it had learnt."""
+        project = self.session.project
+        return project.models_dir() / "checkpoint.model" if project is not None else None
 
     def stop(self) -> None:
         if self.worker is not None:
@@ -169,7 +176,8 @@ class FinetuneWidget(QWidget):
         self.plot.update()
         eta = f", about {report.eta:.0f} s left" if math.isfinite(report.eta) else ""
         score = f", best val AP50 {report.best_score:.3f}" if report.best_score is not None else ""
-        self.status.setText(f"epoch {report.epoch}, step {report.step}, loss {report.loss:.3f}{score}{eta}")
+        saved = ", best model saved to the project" if getattr(report, "checkpointed", False) else ""
+        self.status.setText(f"epoch {report.epoch}, step {report.step}, loss {report.loss:.3f}{score}{eta}{saved}")
 
     def _on_abort(self) -> None:
         if self.best is None:
