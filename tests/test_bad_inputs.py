@@ -25,6 +25,8 @@ from napari_attnseg.errors import AttnSegError, ConfigError, DeviceError, InputE
 from napari_attnseg.io import read_image
 from napari_attnseg.modelio import FORMAT_VERSION, load_model, save_model
 
+from .helpers import rewrite_metadata
+
 RNG = np.random.default_rng(0)
 CPU = InferConfig(device="cpu", tile_size=64, overlap=8)
 ONE_STEP = TrainConfig(max_seconds=30, max_epochs=1, steps_per_epoch=1, batch_size=1, crop_size=32,
@@ -369,14 +371,6 @@ class _CreatesMarker:
         return (open, (self.marker, "w"))
 
 
-def _rewrite_metadata(path, **changes):
-    payload = path.read_bytes()
-    (length,) = struct.unpack("<Q", payload[:8])
-    header = json.loads(payload[8: 8 + length])
-    header["__metadata__"].update(changes)
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + payload[8 + length:])
 
 
 def _write_model(kind, path, marker, tiny_model):
@@ -406,19 +400,19 @@ def _write_model(kind, path, marker, tiny_model):
         elif kind == "foreign-safetensors":
             path.write_bytes(save_safetensors({"w": torch.zeros(3)}))
         elif kind == "newer-version":
-            _rewrite_metadata(path, format_version=str(FORMAT_VERSION + 1))
+            rewrite_metadata(path, format_version=str(FORMAT_VERSION + 1))
         elif kind == "unreadable-version":
-            _rewrite_metadata(path, format_version="one")
+            rewrite_metadata(path, format_version="one")
         elif kind == "config-mismatch":
-            _rewrite_metadata(path, config=json.dumps(tiny_model.config.to_dict() | {"base_width": 16}))
+            rewrite_metadata(path, config=json.dumps(tiny_model.config.to_dict() | {"base_width": 16}))
         elif kind == "config-unknown-option":
-            _rewrite_metadata(path, config=json.dumps(tiny_model.config.to_dict() | {"wings": 2}))
+            rewrite_metadata(path, config=json.dumps(tiny_model.config.to_dict() | {"wings": 2}))
         elif kind == "config-not-json":
-            _rewrite_metadata(path, config="{depth: 3")
+            rewrite_metadata(path, config="{depth: 3")
         elif kind == "pickle-as-card":
-            _rewrite_metadata(path, card=pickled)
+            rewrite_metadata(path, card=pickled)
         elif kind == "pickle-as-extra-metadata":
-            _rewrite_metadata(path, payload_pickle=pickled)
+            rewrite_metadata(path, payload_pickle=pickled)
     return path
 
 

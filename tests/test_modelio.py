@@ -1,7 +1,6 @@
 import json
 import os
 import pickle
-import struct
 
 import numpy as np
 import pytest
@@ -9,6 +8,8 @@ import torch
 
 from napari_attnseg.errors import ModelFileError
 from napari_attnseg.modelio import FORMAT_VERSION, load_model, save_model
+
+from .helpers import rewrite_metadata
 
 
 def test_round_trip_gives_identical_outputs(tiny_model, tmp_path):
@@ -61,19 +62,11 @@ def test_not_a_model_file(tmp_path):
         load_model(path)
 
 
-def _rewrite_metadata(path, **changes):
-    payload = path.read_bytes()
-    (length,) = struct.unpack("<Q", payload[:8])
-    header = json.loads(payload[8: 8 + length])
-    header["__metadata__"].update(changes)
-    encoded = json.dumps(header).encode()
-    encoded += b" " * (-len(encoded) % 8)
-    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + payload[8 + length:])
 
 
 def test_newer_format_asks_for_an_upgrade(tiny_model, tmp_path):
     path = save_model(tiny_model, tmp_path / "new.model")
-    _rewrite_metadata(path, format_version=str(FORMAT_VERSION + 1))
+    rewrite_metadata(path, format_version=str(FORMAT_VERSION + 1))
     with pytest.raises(ModelFileError, match="upgrade"):
         load_model(path)
 
@@ -81,7 +74,7 @@ def test_newer_format_asks_for_an_upgrade(tiny_model, tmp_path):
 def test_config_that_does_not_fit_the_weights(tiny_model, tmp_path):
     path = save_model(tiny_model, tmp_path / "m.model")
     config = tiny_model.config.to_dict() | {"base_width": 16}
-    _rewrite_metadata(path, config=json.dumps(config))
+    rewrite_metadata(path, config=json.dumps(config))
     with pytest.raises(ModelFileError, match="do not fit"):
         load_model(path)
 
