@@ -3,7 +3,7 @@
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
 
 Uses Qt's xcb platform on the virtual screen, so the canvas is drawn (offscreen gives a black canvas).
-Writes docs/images/{segment,correct,finetune}.png.
+Writes docs/images/{segment,correct,finetune,compare,model}.png.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def main() -> int:
     import napari
     from qtpy.QtWidgets import QApplication
 
-    from napari_attnseg._qt import CorrectWidget, FinetuneWidget, SegmentWidget
+    from napari_attnseg._qt import CompareWidget, CorrectWidget, FinetuneWidget, ModelWidget, SegmentWidget
 
     OUT.mkdir(parents=True, exist_ok=True)
     viewer = napari.Viewer(title="napari-attnseg")
@@ -74,6 +74,22 @@ def main() -> int:
     settle(lambda: finetune.worker is None, timeout=300)
     settle(lambda: "nuclei_tuned_labels" in viewer.layers)
     shot("finetune")
+
+    compare = CompareWidget(viewer)  # model A: the one in use (just fine-tuned); B: the bundled default
+    viewer.window.add_dock_widget(compare, name="AttnSeg: Compare")
+    compare.form.reset_choices()
+    compare.image_combo.value, compare.reference_combo.value = "nuclei", "nuclei_labels"
+    compare.checked_combo.value = "nuclei_checked"
+    compare.start()
+    settle(lambda: compare.worker is None, timeout=300)
+    viewer.layers["nuclei_model_A"].contour = viewer.layers["nuclei_model_B"].contour = 1
+    viewer.layers["nuclei_model_B"].visible = False
+    shot("compare")
+
+    model = ModelWidget(viewer)
+    viewer.window.add_dock_widget(model, name="AttnSeg: Model")
+    model.show_card()
+    shot("model")
     viewer.close()
     return 0
 

@@ -11,11 +11,8 @@ from .config import InferConfig
 from .data import as_channels_first
 from .errors import InputError
 from .inference import relay, segment_steps
-from .metrics import evaluate
+from .metrics import SCORE_ROWS, evaluate, format_score
 from .modelio import SegModel
-
-SCORE_ROWS = (("ap50", "AP50"), ("ap75", "AP75"), ("dice", "Dice"), ("precision50", "precision"),
-              ("recall50", "recall"), ("n_pred", "objects found"), ("n_true", "objects corrected"))
 
 
 @dataclass(frozen=True)
@@ -54,10 +51,6 @@ class Comparison:
             cells = [format_score(score[key]) for score in self.scores]
             lines.append(f"{title:18}" + "".join(f"{cell:>{width + 2}}" for cell in cells))
         return "\n".join(lines)
-
-
-def format_score(value) -> str:
-    return str(value) if isinstance(value, (int, np.integer)) else f"{value:.3f}"
 
 
 def compare_steps(

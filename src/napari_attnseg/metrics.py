@@ -8,6 +8,15 @@ from .data import check_labels
 from .errors import InputError
 from .postprocess import pair_iou
 
+#: evaluate()'s scores as a person reads them, in table order: (key, title)
+SCORE_ROWS = (("ap50", "AP50"), ("ap75", "AP75"), ("dice", "Dice"), ("precision50", "precision"),
+              ("recall50", "recall"), ("n_pred", "objects found"), ("n_true", "objects corrected"))
+
+
+def format_score(value) -> str:
+    """A count as it is, a score with three decimals."""
+    return str(value) if isinstance(value, (int, np.integer)) else f"{value:.3f}"
+
 
 def matched_pairs(pred_labels: np.ndarray, true_labels: np.ndarray, iou_threshold: float) -> int:
     """Number of one-to-one matches with IoU of at least ``iou_threshold``.

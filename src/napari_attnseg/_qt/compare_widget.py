@@ -8,8 +8,18 @@ from magicgui.widgets import ComboBox, Container
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtGui import QFont
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
+from ..metrics import SCORE_ROWS, format_score
 from . import _common
 from ._model_picker import MODEL_DEFAULT, MODEL_IN_USE, ModelPicker
 from ._session import LayerNames, session_for
@@ -45,6 +55,12 @@ class CompareWidget(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.table = QTableWidget(0, len(SLOTS))
+        self.table.setHorizontalHeaderLabels(list(SLOTS))
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        rows = len(SCORE_ROWS)
+        self.table.setMinimumHeight(self.table.verticalHeader().defaultSectionSize() * (rows + 1) + 6)
+        self.legend = QLabel("")
+        self.legend.setWordWrap(True)
         self.status = QLabel("Scores count only what you corrected: pick your corrected labels, and their "
                              "checked regions if you marked some.")
         self.status.setWordWrap(True)
@@ -60,6 +76,7 @@ class CompareWidget(QWidget):
         layout.addWidget(self.form.native)
         layout.addLayout(run_buttons)
         layout.addWidget(self.progress)
+        layout.addWidget(self.legend)
         layout.addWidget(self.table)
         layout.addLayout(use_buttons)
         layout.addWidget(self.status)
@@ -138,10 +155,9 @@ class CompareWidget(QWidget):
         self.progress.setValue(1000)
 
     def _fill_table(self, comparison) -> None:
-        from ..comparison import SCORE_ROWS, format_score
 
         self.table.setRowCount(len(SCORE_ROWS))
-        self.table.setHorizontalHeaderLabels(comparison.names)
+        self.legend.setText("  ".join(comparison.names))  # 'A: <model>  B: <model>'
         self.table.setVerticalHeaderLabels([title for _key, title in SCORE_ROWS])
         bold = QFont()
         bold.setBold(True)
@@ -152,7 +168,6 @@ class CompareWidget(QWidget):
                 if key.startswith(("ap", "dice", "precision", "recall")) and value == max(values):
                     item.setFont(bold)
                 self.table.setItem(row, column, item)
-        self.table.resizeColumnsToContents()
 
     # -- controls --------------------------------------------------------------------------------
     def use(self, index: int) -> None:
