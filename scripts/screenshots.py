@@ -63,7 +63,7 @@ def main() -> int:
     shot("correct")
     viewer.window.remove_dock_widget(dock)
 
-    viewer.window.add_dock_widget(finetune, name="AttnSeg: Fine-tune")
+    finetune_dock = viewer.window.add_dock_widget(finetune, name="AttnSeg: Fine-tune")
     truth = np.asarray(viewer.layers["nuclei_truth"].data)
     viewer.layers["nuclei_labels"].data = np.where(checked, truth, viewer.layers["nuclei_labels"].data)
     finetune.form.reset_choices()
@@ -75,8 +75,9 @@ def main() -> int:
     settle(lambda: "nuclei_tuned_labels" in viewer.layers)
     shot("finetune")
 
+    viewer.window.remove_dock_widget(finetune_dock)
     compare = CompareWidget(viewer)  # model A: the one in use (just fine-tuned); B: the bundled default
-    viewer.window.add_dock_widget(compare, name="AttnSeg: Compare")
+    compare_dock = viewer.window.add_dock_widget(compare, name="AttnSeg: Compare")
     compare.form.reset_choices()
     compare.image_combo.value, compare.reference_combo.value = "nuclei", "nuclei_labels"
     compare.checked_combo.value = "nuclei_checked"
@@ -86,6 +87,7 @@ def main() -> int:
     viewer.layers["nuclei_model_B"].visible = False
     shot("compare")
 
+    viewer.window.remove_dock_widget(compare_dock)
     model = ModelWidget(viewer)
     viewer.window.add_dock_widget(model, name="AttnSeg: Model")
     model.show_card()
