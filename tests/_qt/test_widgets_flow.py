@@ -107,3 +107,19 @@ def test_a_dask_backed_layer_is_segmented_chunk_by_chunk(viewer, qtbot):
     folder = segment._scratch[id(layer)]
     viewer.layers.remove(layer)  # closing the layer discards it, and its folder on disk
     assert not os.path.exists(folder)
+
+
+def test_a_fine_tune_that_beat_nothing_leaves_the_model_in_use(viewer, qtbot, nuclei_image):
+    from .helpers import finetune_widget_for
+
+    image, truth = nuclei_image
+    finetune = finetune_widget_for(viewer, qtbot, image, truth, np.ones(truth.shape, np.uint8))
+    session = session_for(viewer)
+    in_use = session.model
+    same = in_use.copy()  # what train_steps returns when no epoch beat the starting weights
+    scores = {"ap50": 0.7, "dice": 0.9}
+    same.card["validation"] = {"before": scores, "after": dict(scores)}
+    finetune._adopt(same)
+    assert session.model is in_use and session.tuned_model is None
+    assert "did not beat the model in use" in finetune.status.text()
+    assert "cells_tuned_labels" not in viewer.layers

@@ -187,6 +187,18 @@ class FinetuneWidget(QWidget):
 
     def _adopt(self, model, stopped: bool = False) -> None:
         """Main thread: make ``model`` current, save it into the project, re-segment the image."""
+        validation = model.card.get("validation") or {}
+        before, after = validation.get("before"), validation.get("after")
+        if before and after and after["ap50"] <= before["ap50"] and after["dice"] <= before["dice"]:
+            # Nothing beat the starting weights on the held-back part: swapping in (and saving) an
+            # identical model would only say "improved" where nothing was.
+            self.result.setText(f"validation AP50 {before['ap50']:.3f} → {after['ap50']:.3f}, "
+                                f"Dice {before['dice']:.3f} → {after['dice']:.3f}")
+            message = ("Fine-tuning did not beat the model in use on the held-back part, so it stays in use; "
+                       "correct and check more of the image, or give it more time")
+            self.status.setText(message)
+            show_info(message)
+            return
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         model.card["name"] = f"finetuned-{stamp}"
         self.session.set_model(model, model.card["name"], tuned=True)
@@ -198,8 +210,6 @@ class FinetuneWidget(QWidget):
             file_name = self.session.save_model(model)  # a failed write is kept and retried
             saved = f"; saved to {file_name}" if file_name else "; not saved yet (will retry)"
             self.session.project_changed.emit()
-        validation = model.card.get("validation") or {}
-        before, after = validation.get("before"), validation.get("after")
         if before and after:
             self.result.setText(f"validation AP50 {before['ap50']:.3f} → {after['ap50']:.3f}, "
                                 f"Dice {before['dice']:.3f} → {after['dice']:.3f}")

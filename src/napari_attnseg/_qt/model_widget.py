@@ -43,6 +43,7 @@ class ModelWidget(QWidget):
 
         self.card = QPlainTextEdit()
         self.card.setReadOnly(True)
+        self.card.setMinimumHeight(16 * self.card.fontMetrics().lineSpacing())  # the card and its record
         self.card.setPlaceholderText("The bundled default model (loaded on first use). Press Show to read "
                                      "its card.")
         self.show_button = _common.button("Show", self.show_card, "load the model in use and show its card")
