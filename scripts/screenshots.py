@@ -72,7 +72,7 @@ def main() -> int:
     finetune.seconds.value = 60
     finetune.start()
     settle(lambda: finetune.worker is None, timeout=300)
-    settle(lambda: "nuclei_tuned_labels" in viewer.layers)
+    settle(lambda: getattr(finetune, "segment_worker", None) is None)  # re-segmenting, if it improved
     shot("finetune")
 
     viewer.window.remove_dock_widget(finetune_dock)
