@@ -17,9 +17,12 @@ def main(argv: list[str] | None = None) -> int:
 
     viewer = napari.Viewer(title="napari-attnseg")
     viewer.open_sample("napari-attnseg", "nuclei")
+    docks = {}
     for name in ("AttnSeg: Images", "AttnSeg: Segment", "AttnSeg: Correct", "AttnSeg: Fine-tune",
                  "AttnSeg: Compare", "AttnSeg: Model"):
-        viewer.window.add_plugin_dock_widget("napari-attnseg", name, tabify=name != "AttnSeg: Images")
+        docks[name], _widget = viewer.window.add_plugin_dock_widget("napari-attnseg", name,
+                                                                    tabify=name != "AttnSeg: Images")
+    docks["AttnSeg: Segment"].raise_()  # the tab to start with; the last one added would be on top
     if args.screenshot is not None:
         from qtpy.QtWidgets import QApplication
 
