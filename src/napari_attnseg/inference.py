@@ -86,7 +86,7 @@ def predict_steps(
     for plane_index, plane in enumerate(planes):
         while True:
             try:
-                plane_probabilities, plane_attention = yield from _predict_plane(
+                plane_probabilities, plane_attention, n_tiles = yield from _predict_plane(
                     plane, network, model, plan, device, dtype, return_attention,
                     _Counter(done, plane_index, len(planes), str(device)))
                 break
@@ -103,7 +103,7 @@ def predict_steps(
                 log.warning("out of memory with %d tiles of %d pixels; retrying with %d of %d",
                             plan.batch_size, plan.tile_size, smaller.batch_size, smaller.tile_size)
                 plan = smaller
-        done += _tiles_per_plane(plane, model, plan)
+        done += n_tiles
         probabilities.append(plane_probabilities)
         if plane_attention is not None:
             attention.append(plane_attention)
@@ -126,13 +126,9 @@ class _Counter:
     device: str
 
 
-def _tiles_per_plane(plane: np.ndarray, model: SegModel, plan: TilePlan) -> int:
-    return len(TileGrid(plane.shape[-2:], plan.tile_size, plan.overlap, model.config.multiple))
-
-
 def _predict_plane(plane, network, model: SegModel, plan: TilePlan, device, dtype, return_attention: bool,
                    counter: _Counter):
-    """Blend one (C, Y, X) plane's tiles; yields progress after each batch, returns (probs, maps)."""
+    """Blend one (C, Y, X) plane's tiles; yields progress after each batch, returns (probs, maps, tiles)."""
     grid = TileGrid(plane.shape[-2:], plan.tile_size, plan.overlap, model.config.multiple)
     # planes not reached yet are counted with this plan's tile count, which may still change
     total = counter.done_before + len(grid) * (counter.n_planes - counter.plane)
@@ -152,7 +148,8 @@ def _predict_plane(plane, network, model: SegModel, plan: TilePlan, device, dtyp
                 attention_blender.add(tile, maps[index])
         done = counter.done_before + start + len(batch_tiles)
         yield InferProgress(done, total, counter.plane, counter.n_planes, counter.device)
-    return blender.result(), (attention_blender.result() if attention_blender is not None else None)
+    maps = attention_blender.result() if attention_blender is not None else None
+    return blender.result(), maps, len(tiles)
 
 
 def _forward(network, batch: np.ndarray, device, dtype, return_attention: bool):
