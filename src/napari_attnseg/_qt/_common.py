@@ -9,6 +9,8 @@ import numpy as np
 from magicgui.widgets import ComboBox, Container
 from qtpy.QtWidgets import QMessageBox, QPushButton, QWidget
 
+from ._session import session_for
+
 if TYPE_CHECKING:
     import napari
 
@@ -105,3 +107,20 @@ def confirm(parent: QWidget, question: str) -> bool:
     answer = QMessageBox.question(parent, "AttnSeg", question,
                                   QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
     return answer == QMessageBox.Yes
+
+
+class WorkerDock(QWidget):
+    """What every dock that runs a job holds: its viewer, the viewer's Session and the job's worker.
+
+    ``cancel`` quits the worker at its next yield; the worker's own handlers restore the controls.
+    """
+
+    def __init__(self, napari_viewer: napari.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = session_for(napari_viewer)
+        self.worker = None
+
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.quit()

@@ -16,26 +16,22 @@ from qtpy.QtWidgets import (
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
-    QWidget,
 )
 
 from ..metrics import SCORE_ROWS, format_score
 from . import _common
 from ._model_picker import MODEL_DEFAULT, MODEL_IN_USE, ModelPicker
-from ._session import LayerNames, session_for
+from ._session import LayerNames
 from ._workers import start_worker
 
 SLOTS = ("A", "B")
 
 
-class CompareWidget(QWidget):
+class CompareWidget(_common.WorkerDock):
     """Pick an image, its corrected labels and two models; Compare; keep the better model."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.session = session_for(napari_viewer)
-        self.worker = None
+        super().__init__(napari_viewer)
         self.models: list = []
         _common.warm_up_labels()
 
@@ -177,10 +173,6 @@ class CompareWidget(QWidget):
         model, label = self.models[index]
         self.session.set_model(model, label, tuned=model is self.session.tuned_model)
         show_info(f"AttnSeg now uses {label}")
-
-    def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
 
     def _set_running(self, running: bool) -> None:
         self.compare_button.setEnabled(not running)

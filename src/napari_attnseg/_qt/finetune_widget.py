@@ -12,24 +12,21 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout
 
 from . import _common
 from ._plot import LivePlot
-from ._session import LayerNames, session_for
+from ._session import LayerNames
 from ._workers import start_worker
 
 logger = logging.getLogger(__name__)
 
 
-class FinetuneWidget(QWidget):
+class FinetuneWidget(_common.WorkerDock):
     """Start/Stop fine-tuning; the best model so far becomes the session's model when it ends."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.session = session_for(napari_viewer)
-        self.worker = None
+        super().__init__(napari_viewer)
         _common.warm_up_labels()
         self.best = None
         self.used_entries: list = []
@@ -161,9 +158,7 @@ class FinetuneWidget(QWidget):
         project = self.session.project
         return project.models_dir() / "checkpoint.model" if project is not None else None
 
-    def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
+    stop = _common.WorkerDock.cancel  # Stop: the best model so far is kept (see _on_abort)
 
     def _on_progress(self, report) -> None:
         self.progress.setValue(int(report.fraction * 1000))

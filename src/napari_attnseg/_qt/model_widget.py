@@ -7,10 +7,10 @@ from pathlib import Path
 import napari
 from magicgui.widgets import ComboBox, Container, FileEdit
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout
 
 from . import _common
-from ._session import session_for
+from ._model_picker import MODEL_FILE_FILTER
 from ._workers import start_worker
 
 SAVE_FORMATS = {"napari-attnseg model (.safetensors)": ("safetensors", ".safetensors"),
@@ -32,14 +32,11 @@ def _save_job(model, path: Path, save_format: str):
     return export_model(model, path, save_format)
 
 
-class ModelWidget(QWidget):
+class ModelWidget(_common.WorkerDock):
     """The model in use: its card and training record; open one, save it, export it."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.session = session_for(napari_viewer)
-        self.worker = None
+        super().__init__(napari_viewer)
 
         self.card = QPlainTextEdit()
         self.card.setReadOnly(True)
@@ -47,7 +44,7 @@ class ModelWidget(QWidget):
         self.card.setPlaceholderText("The bundled default model (loaded on first use). Press Show to read "
                                      "its card.")
         self.show_button = _common.button("Show", self.show_card, "load the model in use and show its card")
-        self.open_file = FileEdit(label="model file", mode="r", filter="*.model *.safetensors *.onnx *.zip")
+        self.open_file = FileEdit(label="model file", mode="r", filter=MODEL_FILE_FILTER)
         self.open_button = _common.button("Use this file", self.open_model, "segment with the chosen model file")
         self.save_format = ComboBox(label="save as", choices=list(SAVE_FORMATS))
         self.save_file = FileEdit(label="save to", mode="w")

@@ -11,12 +11,12 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout
 from superqt import QCollapsible
 
 from . import _common
 from ._model_picker import MODEL_TUNED, ModelPicker
-from ._session import LayerNames, PredictionRecord, session_for
+from ._session import LayerNames, PredictionRecord
 from ._workers import start_worker
 
 logger = logging.getLogger(__name__)
@@ -35,14 +35,11 @@ class _Target:
     confirmed_replace: bool
 
 
-class SegmentWidget(QWidget):
+class SegmentWidget(_common.WorkerDock):
     """Pick an image, a model and a device; Segment; Cancel; optional probability/uncertainty/attention."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
-        super().__init__()
-        self.viewer = napari_viewer
-        self.session = session_for(napari_viewer)
-        self.worker = None
+        super().__init__(napari_viewer)
         _common.warm_up_labels()
 
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
@@ -332,10 +329,6 @@ class SegmentWidget(QWidget):
         self.status.setText(message)
 
     # -- controls --------------------------------------------------------------------------------
-    def cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.quit()
-
     def _set_running(self, running: bool) -> None:
         self.segment_button.setEnabled(not running)
         self.segment_all_button.setEnabled(not running and self.session.project is not None)
