@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "bioimageio (a model-zoo package: a folder, or a .zip)")
     exp.add_argument("-o", "--output", type=Path, required=True, metavar="PATH",
                      help="file to write (.onnx, .pt), or package folder / .zip")
-    exp.add_argument("--opset", type=int, default=17, help="ONNX operator set (default 17)")
+    exp.add_argument("--opset", type=int, default=None,
+                     help="ONNX operator set (default: export.ONNX_OPSET, 17)")
     exp.add_argument("--author", action="append", metavar="NAME",
                      help="author named in a bioimage.io package (repeatable)")
     exp.add_argument("--overwrite", action="store_true", help="replace an existing file")
@@ -321,7 +322,7 @@ def _export(args: argparse.Namespace) -> int:
     if not (output.parent if str(output.parent) else Path(".")).is_dir():
         raise InputError(f"folder {output.parent} does not exist")
     model = _load(args.model, args.trust_code)
-    options = {"onnx": {"opset": args.opset}, "torchscript": {},
+    options = {"onnx": {} if args.opset is None else {"opset": args.opset}, "torchscript": {},
                "bioimageio": {"authors": args.author}}[args.format]
     report = export_model(model, output, args.format, **options)
     for kind in ("onnx", "torchscript"):
