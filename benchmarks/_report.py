@@ -9,11 +9,20 @@ benchmarks/summary.py turns the headlines of several files into one markdown tab
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import time
 from pathlib import Path
+
+
+def argument_parser(description: str | None, quick_help: str = "smallest settings, for a smoke check"):
+    """A benchmark's command line with the two options every benchmark takes: --json and --quick."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    return parser
 
 
 def machine() -> str:

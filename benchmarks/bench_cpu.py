@@ -9,7 +9,6 @@ repeat, a few training steps (a smoke check, not a measurement).
 
 from __future__ import annotations
 
-import argparse
 import resource
 import statistics
 import sys
@@ -17,7 +16,7 @@ import time
 
 import numpy as np
 import torch
-from _report import headline, machine, write_json  # benchmarks/_report.py: this folder is on sys.path
+from _report import argument_parser, headline, machine, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 import napari_attnseg as nas
 from napari_attnseg.config import InferConfig, TrainConfig
@@ -68,11 +67,9 @@ def time_train_step(model, config: TrainConfig, steps: int = 12) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--quick", action="store_true", help="smallest settings, for a smoke check")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.repeats = [256], 1

@@ -10,12 +10,11 @@ smoke check; the target is not expected to be reached).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 
-from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
+from _report import argument_parser, headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 import napari_attnseg as nas
 from napari_attnseg.config import ModelConfig, TrainConfig
@@ -48,11 +47,9 @@ def time_to_target(target: float, cap: float, images: int = 16) -> tuple[float |
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--target", type=float, default=0.8)
     parser.add_argument("--cap", type=float, default=300.0)
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--quick", action="store_true", help="smallest settings, for a smoke check")
     args = parser.parse_args()
     if args.quick:
         args.cap = min(args.cap, 3.0)

@@ -10,13 +10,12 @@ matrices (a smoke check: the peak it reports is an underestimate).
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
 
 import torch
-from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
+from _report import argument_parser, headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 from torch.utils.flop_counter import FlopCounterMode
 
 import napari_attnseg as nas
@@ -35,9 +34,7 @@ def _time(fn, repeats: int = 5) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--quick", action="store_true", help="smallest settings, for a smoke check")
+    parser = argument_parser(__doc__)
     args = parser.parse_args()
     repeats = 1 if args.quick else 5
     matrix_sizes = (512, 1024) if args.quick else (1024, 2048, 3072)

@@ -9,7 +9,6 @@ so the whole float probability stack is never in memory; peak RSS is this proces
 
 from __future__ import annotations
 
-import argparse
 import resource
 import sys
 import tempfile
@@ -17,16 +16,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
+from _report import argument_parser, headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--size", type=int, default=8192)
     parser.add_argument("--chunk", type=int, default=1024)
     parser.add_argument("--halo", type=int, default=64)
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--quick", action="store_true", help="smallest settings, for a smoke check")
     args = parser.parse_args()
     if args.quick:
         args.size, args.chunk = 1024, 512

@@ -10,7 +10,6 @@ process and the seconds per image. Linux only (it reads /proc).
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import sys
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
+from _report import argument_parser, headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 
 def rss_mb() -> float:
@@ -61,12 +60,10 @@ def run(n_images: int, size: int, model_name: str) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__, quick_help="20 images")
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--model", choices=("tiny", "default"), default="tiny")
-    parser.add_argument("--json", default=None, help="also write the numbers to this file")
-    parser.add_argument("--quick", action="store_true", help="20 images")
     args = parser.parse_args()
     if args.quick:
         args.images = 20

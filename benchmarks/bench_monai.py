@@ -24,7 +24,7 @@ import sys
 import time
 
 import numpy as np
-from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
+from _report import argument_parser, headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 TILE, OVERLAP, BATCH = 256, 32, 4
 WIDTHS = (16, 32, 64, 128)
@@ -92,11 +92,9 @@ def measure(method: str, precision: str, size: int, repeats: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--quick", action="store_true", help="smallest settings, for a smoke check")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "PRECISION", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:

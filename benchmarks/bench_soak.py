@@ -10,7 +10,6 @@ and RSS (/proc/self/statm). Memory that climbs row after row would be a leak. Li
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import resource
@@ -19,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
+from _report import argument_parser, headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 
 def rss_mb() -> float:
@@ -28,12 +27,10 @@ def rss_mb() -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__, quick_help="8 s with the tiny model, a row every 2 s")
     parser.add_argument("--seconds", type=float, default=1800.0, help="time budget (default 1800)")
     parser.add_argument("--every", type=float, default=60.0, help="seconds between rows and checkpoints")
     parser.add_argument("--model", choices=("default", "tiny"), default="default")
-    parser.add_argument("--json", default=None, help="also write the rows to this file")
-    parser.add_argument("--quick", action="store_true", help="8 s with the tiny model, a row every 2 s")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.every, args.model = 8.0, 2.0, "tiny"

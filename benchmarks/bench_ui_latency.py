@@ -10,12 +10,11 @@ longest time the UI could not react. Needs a display (use xvfb-run on a headless
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 import numpy as np
-from _report import headline, write_json  # benchmarks/_report.py: this folder is on sys.path
+from _report import argument_parser, headline, write_json  # benchmarks/_report.py: this folder is on sys.path
 
 
 class Heartbeat:
@@ -67,11 +66,9 @@ def wait_until(app, condition, timeout: float, linger: float = 0.5) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=30.0, help="fine-tuning budget")
     parser.add_argument("--size", type=int, default=1024, help="image edge for segmentation")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
-    parser.add_argument("--quick", action="store_true", help="smallest settings, for a smoke check")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.size = 5.0, 256  # 5 s: the widget's smallest budget
