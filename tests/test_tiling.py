@@ -19,6 +19,30 @@ def test_tiles_cover_every_pixel(shape):
     assert covered[: shape[0], : shape[1]].min() >= 1
 
 
+@pytest.mark.parametrize("length", [16, 100, 256, 300, 512, 513, 1000, 2048, 5000])
+@pytest.mark.parametrize("tile, overlap", [(256, 32), (768, 32), (64, 16), (48, 24), (16, 8)])
+def test_tiles_are_the_fewest_evenly_spread_ones_that_keep_the_overlap(length, tile, overlap):
+    grid = TileGrid((length, 40), tile_size=tile, overlap=overlap, multiple=16)
+    padded = grid.padded_shape[0]
+    starts = sorted({t.y for t in grid})
+    assert grid.tile_y <= tile and grid.tile_y % 16 == 0 and starts[0] == 0
+    assert all(start % 16 == 0 for start in starts) and starts[-1] + grid.tile_y == padded
+    gaps = np.diff(starts)
+    assert all(grid.tile_y - gap >= min(overlap, tile - 16) for gap in gaps)  # neighbours share >= overlap
+    if len(gaps):
+        assert gaps.max() - gaps.min() <= 16  # evenly spread
+    # one tile fewer, at the largest size, could not cover the plane with that overlap
+    step = -(-min(overlap, tile - 16) // 16) * 16
+    fewer = len(starts) - 1
+    assert fewer == 0 or fewer * tile - (fewer - 1) * min(step, tile - 16) < padded
+
+
+def test_tiles_shrink_to_what_the_plane_needs():
+    assert (TileGrid((512, 512), 256, 32, 16).tile_y, len(TileGrid((512, 512), 256, 32, 16))) == (192, 9)
+    assert (TileGrid((2048, 2048), 768, 32, 16).tile_y, len(TileGrid((2048, 2048), 768, 32, 16))) == (704, 9)
+    assert len(TileGrid((700, 700), 768, 32, 16)) == 1
+
+
 def test_blend_of_constant_tiles_is_constant():
     grid = TileGrid((150, 170), tile_size=64, overlap=24, multiple=8)
     blender = Blender(grid, channels=2)
