@@ -27,6 +27,12 @@ def test_a_roomy_budget_keeps_the_asked_tile_and_four_tiles_per_batch_on_a_cpu()
     assert plan == TilePlan(256, 32, 4)
 
 
+def test_a_cpu_batch_holds_up_to_four_256_tiles_worth_of_pixels_and_four_tiles():
+    assert plan_tiles(DEFAULT, InferConfig(tile_size=128, memory_budget_mb=4096), CPU).batch_size == 4
+    assert plan_tiles(DEFAULT, InferConfig(tile_size=512, memory_budget_mb=4096), CPU).batch_size == 1
+    assert plan_tiles(DEFAULT, InferConfig(memory_budget_mb=4096), CPU) == TilePlan(768, 32, 1)
+
+
 def test_a_small_budget_shrinks_the_tile_until_one_fits():
     budget = int(_per_tile_mb(128)) + 1  # a 128 tile fits, a 256 one does not
     plan = plan_tiles(DEFAULT, InferConfig(tile_size=512, overlap=64, memory_budget_mb=budget), CPU)
@@ -38,10 +44,10 @@ def test_a_small_budget_shrinks_the_tile_until_one_fits():
 def test_a_gpu_batches_as_many_tiles_as_fit(monkeypatch):
     free = int(_per_tile_mb(256) * 10.5 * 2 * 1024**2)  # half of it is planned for: 10 tiles
     monkeypatch.setattr(memory, "available_bytes", lambda device: free)
-    assert plan_tiles(DEFAULT, InferConfig(), CUDA).batch_size == 10
+    assert plan_tiles(DEFAULT, InferConfig(tile_size=256), CUDA).batch_size == 10
     monkeypatch.setattr(memory, "available_bytes", lambda device: 100 * free)
-    assert plan_tiles(DEFAULT, InferConfig(), CUDA).batch_size == memory.GPU_MAX_BATCH
-    assert plan_tiles(DEFAULT, InferConfig(batch_size=3), CUDA).batch_size == 3
+    assert plan_tiles(DEFAULT, InferConfig(tile_size=256), CUDA).batch_size == memory.GPU_MAX_BATCH
+    assert plan_tiles(DEFAULT, InferConfig(tile_size=256, batch_size=3), CUDA).batch_size == 3
 
 
 def test_smaller_halves_the_batch_first_then_the_tile_and_ends():

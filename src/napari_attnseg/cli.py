@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from .config import InferConfig
 from .errors import AttnSegError, InputError, OutOfMemory, SaveError
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     seg.add_argument("-o", "--output", type=Path, required=True, metavar="OUTDIR",
                      help="folder for the label images (created if missing)")
     _add_model_options(seg)
-    seg.add_argument("--tile-size", type=int, default=256, help="tile edge in pixels (default 256)")
+    seg.add_argument("--tile-size", type=int, default=InferConfig.tile_size,
+                     help=f"largest tile edge in pixels (default {InferConfig.tile_size})")
     seg.add_argument("--prob-threshold", type=float, default=0.5,
                      help="foreground probability threshold (default 0.5)")
     seg.add_argument("--min-size", type=int, default=15,
@@ -190,7 +192,6 @@ def _segment(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .batch import expand_images, plan_outputs, segment_files_steps
-    from .config import InferConfig
     from .devices import resolve_device
     from .inference import drain
 
@@ -217,7 +218,6 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _segment_zarr(args: argparse.Namespace) -> int:
-    from .config import InferConfig
     from .devices import resolve_device
 
     try:

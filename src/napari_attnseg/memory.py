@@ -20,7 +20,11 @@ BYTES_PER_PIXEL_PER_BASE_CHANNEL = 48
 # the blending buffers and everything else running on the machine.
 USABLE_SHARE = 0.5
 GPU_MAX_BATCH = 32
-CPU_BATCH = 4  # a CPU gains nothing from bigger batches (measured): its threads already fill one tile
+# A CPU gains nothing from bigger batches (measured): its threads already fill one tile. So a batch
+# holds at most four tiles' worth of 256² pixels (one tile of 768²), and at most four tiles, so that
+# progress and Cancel come often.
+CPU_BATCH_PIXELS = 4 * 256 * 256
+CPU_BATCH = 4
 MIN_TILE = 64
 
 
@@ -73,7 +77,8 @@ def plan_tiles(model_config: ModelConfig, config: InferConfig, device: torch.dev
     """The largest tile (up to ``config.tile_size``) and batch that fit the memory budget.
 
     The budget is ``config.memory_budget_mb`` when set, else half of what ``device`` has free now.
-    ``config.batch_size`` 0 means: 4 tiles on a CPU, as many as fit (up to 32) on a GPU.
+    ``config.batch_size`` 0 means: up to ``CPU_BATCH_PIXELS`` worth of tiles on a CPU, as many as fit (up
+    to 32) on a GPU.
     """
     if config.memory_budget_mb:
         usable = config.memory_budget_mb * 1024**2
@@ -88,7 +93,8 @@ def plan_tiles(model_config: ModelConfig, config: InferConfig, device: torch.dev
             break
         plan = smaller
     fits = max(1, usable // (per_pixel * plan.tile_size**2))
-    wanted = config.batch_size or (CPU_BATCH if device.type == "cpu" else GPU_MAX_BATCH)
+    cpu_batch = min(CPU_BATCH, max(1, CPU_BATCH_PIXELS // plan.tile_size**2))
+    wanted = config.batch_size or (cpu_batch if device.type == "cpu" else GPU_MAX_BATCH)
     plan = TilePlan(plan.tile_size, plan.overlap, int(min(wanted, fits)))
     if plan.tile_size < config.tile_size:
         log.info("memory budget %.0f MB: tiles of %d pixels instead of %d", usable / 1024**2,

@@ -14,6 +14,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout
 from superqt import QCollapsible
 
+from ..config import InferConfig
 from . import _common
 from ._model_picker import MODEL_TUNED, ModelPicker
 from ._session import LayerNames, PredictionRecord
@@ -47,7 +48,7 @@ class SegmentWidget(_common.WorkerDock):
         self.model_combo, self.model_file = self.model_picker.combo, self.model_picker.file
         self.device_combo = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
         self.form = Container(widgets=[self.image_combo, self.model_combo, self.model_file, self.device_combo])
-        self.tile_size = SpinBox(label="tile size", value=256, min=32, max=4096, step=32)
+        self.tile_size = SpinBox(label="tile size", value=InferConfig.tile_size, min=32, max=4096, step=32)
         self.threshold = FloatSpinBox(label="probability threshold", value=0.5, min=0.05, max=0.95, step=0.05)
         self.min_size = SpinBox(label="minimum object size", value=15, min=0, max=100000)
         self.show_probability = CheckBox(text="foreground probability layer", value=False)
@@ -92,8 +93,6 @@ class SegmentWidget(_common.WorkerDock):
 
     # -- options ---------------------------------------------------------------------------------
     def infer_config(self):
-        from ..config import InferConfig
-
         tile_size = int(self.tile_size.value)
         return InferConfig(tile_size=tile_size, overlap=min(32, tile_size // 2),
                            prob_threshold=float(self.threshold.value), min_size=int(self.min_size.value),
