@@ -9,6 +9,7 @@ from typing import Generator
 import numpy as np
 import torch
 
+from .allocator import keep_freed_memory
 from .config import InferConfig
 from .data import as_channels_first, normalize
 from .devices import autocast, autocast_dtype, host_to_device, resolve_device
@@ -75,6 +76,7 @@ def predict_steps(
     ``prenormalised`` skips the model's percentile normalisation (for images already normalised).
     """
     config = config or InferConfig()
+    keep_freed_memory()
     planes, is_stack = _planes(image, model, channel_axis, prenormalised)
     device = resolve_device(config.device)
     dtype = autocast_dtype(device, config.precision)
@@ -108,12 +110,9 @@ def predict_steps(
         if plane_attention is not None:
             attention.append(plane_attention)
 
-    stacked = np.stack(probabilities)
-    maps_stacked = np.stack(attention) if attention else None
-    if not is_stack:
-        stacked = stacked[0]
-        maps_stacked = maps_stacked[0] if maps_stacked is not None else None
-    return Prediction(stacked, maps_stacked, str(device))
+    if not is_stack:  # a plane's blend as it is: stacking one plane would copy it
+        return Prediction(probabilities[0], attention[0] if attention else None, str(device))
+    return Prediction(np.stack(probabilities), np.stack(attention) if attention else None, str(device))
 
 
 @dataclass(frozen=True)
