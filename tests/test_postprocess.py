@@ -1,10 +1,17 @@
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
-from skimage.segmentation import watershed
+from skimage.segmentation import relabel_sequential, watershed
 
 from napari_attnseg.data import instance_targets
-from napari_attnseg.postprocess import flood_from_seeds, instances_from_probabilities, pair_iou, stitch_planes
+from napari_attnseg.postprocess import (
+    _drop_small_and_renumber,
+    flood_from_seeds,
+    instances_from_probabilities,
+    pair_iou,
+    remove_small,
+    stitch_planes,
+)
 
 
 def _disk(shape, centre, radius):
@@ -75,3 +82,15 @@ def test_flood_from_seeds_without_seeds_or_mask_is_empty():
     elevation = np.zeros((20, 20), np.float32)
     assert flood_from_seeds(elevation, np.zeros((20, 20), np.int32), np.ones((20, 20), bool)).max() == 0
     assert flood_from_seeds(elevation, np.ones((20, 20), np.int32), np.zeros((20, 20), bool)).max() == 0
+
+
+@pytest.mark.parametrize("min_size", [0, 1, 5, 40])
+def test_dropping_small_objects_and_renumbering_is_skimages_relabel_of_remove_small(min_size):
+    rng = np.random.default_rng(min_size)
+    labels = rng.choice([0, 3, 4, 9, 10, 200], size=(60, 70), p=[0.5, 0.3, 0.1, 0.05, 0.04, 0.01]).astype(np.int32)
+    labels[:2, :2] = 77  # a 4-pixel object
+    expected = relabel_sequential(remove_small(labels, min_size))[0]
+    got = _drop_small_and_renumber(labels, min_size)
+    assert got.dtype == np.int32 and np.array_equal(got, expected)
+    assert np.array_equal(np.unique(got), np.arange(got.max() + 1))  # sequential, no gaps
+    assert not np.shares_memory(got, labels)

@@ -80,8 +80,7 @@ def normalize(image: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray
     axes = tuple(range(image.ndim - 2, image.ndim)) if image.ndim >= 3 else None
     if image.ndim == 4:  # (Z, C, Y, X): one range per channel over the whole stack
         axes = (0, 2, 3)
-    low = np.percentile(image, percentiles[0], axis=axes, keepdims=True)
-    high = np.percentile(image, percentiles[1], axis=axes, keepdims=True)
+    low, high = np.percentile(image, percentiles, axis=axes, keepdims=True)  # one partition for both
     scale = np.maximum(high - low, 1e-6 * np.maximum(np.abs(high), 1.0))
     return ((image - low) / scale).astype(np.float32)
 
