@@ -6,11 +6,19 @@ this benchmark only:
     .venv/bin/pip install monai
     .venv/bin/python benchmarks/bench_monai.py [--sizes 512 2048] [--json results.json] [--quick]
 
-Both networks have the same widths (16, 32, 64, 128) and depth, both run 256x256 tiles with 32 pixels
-of overlap, 4 tiles a batch, on the same uint16 image, percentile-normalised the same way; both
-outputs are softmaxed class probabilities (no instance post-processing). Each (method, size) runs in a
-fresh subprocess so that its peak RSS is its own. MONAI's network is untrained here, so this compares
-speed and memory, not accuracy. --quick: one 256² image, fp32 only, one repeat (a smoke check).
+Both networks have the same widths (16, 32, 64, 128) and depth, both run tiles of at most 256x256 with
+32 pixels of overlap, 4 tiles a batch, on the same uint16 image, percentile-normalised the same way;
+both outputs are softmaxed class probabilities (no instance post-processing). Each (method, size) runs
+in a fresh subprocess so that its peak RSS is its own. MONAI's network is untrained here, so this
+compares speed and memory, not accuracy. --quick: one 256² image, fp32 only, one repeat (a smoke check).
+
+Methods:
+    napari-attnseg       ours at MONAI's tile size (our tiler spreads tiles evenly, so a 512² image
+                         takes 9 tiles of 192² where MONAI's sliding window takes 9 of 256²)
+    napari-attnseg@768   ours at our default settings (tiles up to 768², one a batch on a CPU)
+    monai                MONAI as installed
+    monai+malloc         MONAI with the glibc malloc settings our engine makes (allocator.py), to
+                         show what share of our lead comes from them
 """
 
 from __future__ import annotations
@@ -38,24 +46,30 @@ def _image(size: int) -> np.ndarray:
     return np.tile(tile, (reps, reps))[:size, :size]
 
 
-def _ours(precision: str):
+def _ours(precision: str, defaults: bool = False):
     import napari_attnseg as nas
     from napari_attnseg.config import InferConfig
     from napari_attnseg.inference import predict
 
     model = nas.load_model()
-    config = InferConfig(tile_size=TILE, overlap=OVERLAP, batch_size=BATCH, precision=precision, device="cpu")
+    config = InferConfig(precision=precision, device="cpu")
+    if not defaults:
+        config = config.replace(tile_size=TILE, overlap=OVERLAP, batch_size=BATCH)
     return (lambda image: predict(image, model, config).probabilities), sum(
         p.numel() for p in model.network.parameters())
 
 
-def _monai(precision: str):
+def _monai(precision: str, malloc: bool = False):
     import torch
     from monai.inferers import sliding_window_inference
     from monai.networks.nets import AttentionUnet
 
     from napari_attnseg.data import normalize
 
+    if malloc:
+        from napari_attnseg.allocator import keep_freed_memory
+
+        keep_freed_memory()
     torch.manual_seed(0)
     network = AttentionUnet(spatial_dims=2, in_channels=1, out_channels=3, channels=WIDTHS,
                             strides=(2,) * (len(WIDTHS) - 1)).eval()
@@ -74,9 +88,17 @@ def _monai(precision: str):
     return run, sum(p.numel() for p in network.parameters())
 
 
+METHODS = {
+    "napari-attnseg": _ours,
+    "napari-attnseg@768": lambda precision: _ours(precision, defaults=True),
+    "monai": _monai,
+    "monai+malloc": lambda precision: _monai(precision, malloc=True),
+}
+
+
 def measure(method: str, precision: str, size: int, repeats: int) -> dict:
     """Run in this process: warm up, then the median of ``repeats`` timed runs."""
-    run, parameters = (_ours if method == "napari-attnseg" else _monai)(precision)
+    run, parameters = METHODS[method](precision)
     image = _image(size)
     run(image)  # warm-up at full size: first-call allocations are not what we compare
     seconds = []
@@ -108,29 +130,32 @@ def main() -> int:
     rows = []
     for size in args.sizes:
         for precision in precisions:
-            for method in ("napari-attnseg", "monai"):
+            for method in METHODS:
                 result = subprocess.run([sys.executable, __file__, "--one", method, precision, str(size),
                                          "--repeats", str(args.repeats)], capture_output=True, text=True)
                 if result.returncode != 0:
                     print(result.stderr[-2000:], file=sys.stderr)
                     return 1
                 rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-    print(f"tiles {TILE}^2, overlap {OVERLAP}, batch {BATCH}, widths {WIDTHS}; class probabilities, no post-processing")
-    print(f"{'image':>10s} {'precision':>9s} {'method':>15s} {'params':>9s} {'s':>7s} {'s/MP':>7s} "
-          f"{'peak RSS MB':>12s} {'speed vs MONAI':>15s}")
+    print(f"tiles up to {TILE}^2, overlap {OVERLAP}, batch {BATCH}, widths {WIDTHS}; class probabilities, "
+          "no post-processing")
+    print(f"{'image':>10s} {'precision':>9s} {'method':>18s} {'params':>9s} {'s':>7s} {'s/MP':>7s} "
+          f"{'peak RSS MB':>12s} {'vs MONAI':>9s} {'vs MONAI+malloc':>16s}")
     headlines = []
     for row in rows:
-        monai_row = next(r for r in rows if r["method"] == "monai" and r["size"] == row["size"]
-                         and r["precision"] == row["precision"])
-        row["speed_vs_monai"] = round(monai_row["seconds"] / row["seconds"], 3)
-        print(f"{row['size']:>5d}x{row['size']:<4d} {row['precision']:>9s} {row['method']:>15s} "
+        def seconds_of(method: str, row=row) -> float:
+            return next(r["seconds"] for r in rows if r["method"] == method and r["size"] == row["size"]
+                        and r["precision"] == row["precision"])
+        row["speed_vs_monai"] = round(seconds_of("monai") / row["seconds"], 3)
+        row["speed_vs_monai_malloc"] = round(seconds_of("monai+malloc") / row["seconds"], 3)
+        print(f"{row['size']:>5d}x{row['size']:<4d} {row['precision']:>9s} {row['method']:>18s} "
               f"{row['parameters']:9,d} {row['seconds']:7.3f} {row['s_per_megapixel']:7.3f} "
-              f"{row['peak_rss_mb']:12.1f} {row['speed_vs_monai']:14.2f}x")
-        if row["method"] == "napari-attnseg":
-            case = f"{row['size']}x{row['size']} {row['precision']}, against MONAI"
+              f"{row['peak_rss_mb']:12.1f} {row['speed_vs_monai']:8.2f}x {row['speed_vs_monai_malloc']:15.2f}x")
+        if row["method"].startswith("napari-attnseg"):
+            case = f"{row['size']}x{row['size']} {row['precision']}, {row['method']} against MONAI"
             headlines += [headline(case, "s/MP (ours)", row["s_per_megapixel"]),
-                          headline(case, "s/MP (MONAI)", monai_row["s_per_megapixel"]),
-                          headline(case, "speed vs MONAI", f"{row['speed_vs_monai']:.2f}x")]
+                          headline(case, "speed vs MONAI", f"{row['speed_vs_monai']:.2f}x"),
+                          headline(case, "speed vs MONAI+malloc", f"{row['speed_vs_monai_malloc']:.2f}x")]
     write_json(args.json, "monai", rows, headlines, args.quick, tile=TILE, overlap=OVERLAP, batch=BATCH)
     return 0
 
