@@ -16,10 +16,10 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 ROW_KEYS = {
     "cpu": {"size", "seconds", "network_seconds", "megapixel_per_s", "objects", "peak_rss_mb"},
     "finetune": {"precision", "ms_per_step"},
-    "flops": {"precision", "forward_s", "gflop_per_s", "matmul_peak_gflop_per_s", "share_of_peak"},
+    "flops": {"network", "precision", "forward_s", "gflop_per_s", "matmul_peak_gflop_per_s", "share_of_peak"},
     "large": {"size", "chunk", "halo", "seconds", "megapixel_per_s", "objects", "peak_rss_mb"},
     "monai": {"method", "precision", "size", "parameters", "seconds", "s_per_megapixel", "peak_rss_mb",
-              "speed_vs_monai"},
+              "speed_vs_monai", "speed_vs_monai_malloc"},
     "ui_latency": {"job", "size", "beats", "max_ms", "p99_ms", "median_ms", "handoff_max_ms"},
     "load": {"images", "written", "rss_mb_at_10", "rss_growth_mb", "peak_rss_mb", "seconds_per_image"},
     "soak": {"elapsed_s", "step", "epoch", "loss", "best_val_ap50", "checkpoints", "rss_mb"},
@@ -50,6 +50,9 @@ def test_quick_run_prints_a_table_and_writes_json(name, tmp_path):
     assert {"machine", "created", "rows", "headline"} <= set(report)
     assert report["rows"] and all(ROW_KEYS[name] <= set(row) for row in report["rows"])
     assert report["headline"] and all(set(entry) == {"case", "metric", "value"} for entry in report["headline"])
+    if name == "monai":  # the same network under both tilers, each against a whole-image pass
+        [checked] = [row["against_whole_image"] for row in report["rows"] if "against_whole_image" in row]
+        assert 0.0 <= checked["ours_ap50"] <= 1.0 and checked["monai_sw_mean_abs_difference"] >= 0.0
 
 
 def test_summary_makes_one_markdown_table(tmp_path, capsys):
