@@ -199,7 +199,8 @@ def main() -> int:
     for row in agreeing:
         agrees = row["against_whole_image"]
         print(f"{row['size']:>5d}x{row['size']:<4d} {row['precision']:>9s} "
-              f"{agrees['monai_sw_mean_abs_difference']:18.5f} {agrees['monai_sw_ap50']:7.4f} {agrees['ours_mean_abs_difference']:9.5f} {agrees['ours_ap50']:7.4f}")
+              f"{agrees['monai_sw_mean_abs_difference']:18.5f} {agrees['monai_sw_ap50']:7.4f} "
+              f"{agrees['ours_mean_abs_difference']:9.5f} {agrees['ours_ap50']:7.4f}")
         case = f"{row['size']}x{row['size']} {row['precision']}, AP50 against a whole-image pass"
         headlines += [headline(case, "MONAI's tiler, our network", agrees["monai_sw_ap50"]),
                       headline(case, "ours", agrees["ours_ap50"])]
