@@ -71,9 +71,7 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
 
 def save_error(path: Path, error: OSError) -> SaveError:
     reason = describe_os_error(error)
-    failure = SaveError(f"could not save {path}: {reason}")
-    failure.reason = reason  # for callers that phrase their own sentence around it
-    return failure
+    return SaveError(f"could not save {path}: {reason}", reason=reason)
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None) -> list[Path]:

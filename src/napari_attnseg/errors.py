@@ -37,7 +37,10 @@ class SaveError(AttnSegError, OSError):
     """A file could not be written (disk full, read-only folder, no permission); nothing was replaced.
 
     It is an OSError too, so code that already catches OSError around a save keeps working.
-    ``reason`` holds the few words on why ("the disk is full").
+    ``reason`` holds the few words on why ("the disk is full"), for callers that phrase their own
+    sentence around it.
     """
 
-    reason: str = ""
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -185,11 +185,9 @@ class Project:
             self.save()
         except SaveError as error:
             entry.status, entry.updated = previous
-            reason = getattr(error, "reason", str(error))
-            failure = SaveError(f"could not save the labels of {entry.file}: {reason}; your edits are kept in "
-                                "memory and will be saved on the next autosave")
-            failure.reason = reason  # for the GUI, which phrases its own sentence around it
-            raise failure from error
+            reason = error.reason or str(error)
+            raise SaveError(f"could not save the labels of {entry.file}: {reason}; your edits are kept in "
+                            "memory and will be saved on the next autosave", reason=reason) from error
 
     def training_set(self) -> list[tuple[ImageEntry, np.ndarray, np.ndarray, np.ndarray]]:
         """(entry, image, labels, checked) of every corrected image with checked pixels."""
