@@ -5,7 +5,6 @@ Kept free of widgets so that each dock stays thin; one Session per viewer.
 
 from __future__ import annotations
 
-import errno
 import logging
 import weakref
 from dataclasses import dataclass, field
@@ -14,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 from napari.utils.notifications import show_error, show_info
 from psygnal import Signal
+
+from .._atomic import describe_os_error
 
 if TYPE_CHECKING:
     import napari
@@ -42,11 +43,8 @@ def _reason(error: Exception) -> str:
     reason = getattr(error, "reason", None)  # the engine's own words, where it gives them
     if isinstance(reason, str) and reason:
         return reason
-    code = getattr(error, "errno", None)
-    if code == errno.ENOSPC:
-        return "the disk is full"
-    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return "the project folder is read-only"
+    if isinstance(error, OSError) and error.errno is not None:
+        return describe_os_error(error)  # the same words the engine gives
     return f"{type(error).__name__}: {error}"
 
 
