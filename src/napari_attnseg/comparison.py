@@ -8,7 +8,7 @@ from typing import Generator, Sequence
 import numpy as np
 
 from .config import InferConfig
-from .data import as_channels_first
+from .data import as_channels_first, check_mask
 from .errors import InputError
 from .inference import relay, segment_steps
 from .metrics import SCORE_ROWS, evaluate, format_score
@@ -72,10 +72,7 @@ def compare_steps(
         raise InputError("give at least one model to compare")
     reference = np.asarray(reference)
     if checked is not None:
-        checked = np.asarray(checked).astype(bool)
-        if checked.shape != reference.shape:
-            raise InputError(f"the checked regions {checked.shape} and the labels {reference.shape} "
-                             "differ in shape")
+        checked = check_mask(checked, reference.shape)
         if not checked.any():
             checked = None
     planes = as_channels_first(image, models[0][1].config.in_channels, channel_axis)
