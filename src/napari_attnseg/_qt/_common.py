@@ -102,6 +102,11 @@ def get_layer(viewer: napari.Viewer, name: str | None):
     return viewer.layers[name] if name in viewer.layers else None
 
 
+def is_open(viewer: napari.Viewer, layer) -> bool:
+    """True while ``layer`` itself (not just one of its name) is in the viewer."""
+    return any(candidate is layer for candidate in viewer.layers)
+
+
 def confirm(parent: QWidget, question: str) -> bool:
     """Ask a yes/no question (tests replace this function)."""
     answer = QMessageBox.question(parent, "AttnSeg", question,

@@ -151,7 +151,6 @@ class CompareWidget(_common.WorkerDock):
         self.progress.setValue(1000)
 
     def _fill_table(self, comparison) -> None:
-
         self.table.setRowCount(len(SCORE_ROWS))
         self.legend.setText("  ".join(comparison.names))  # 'A: <model>  B: <model>'
         self.table.setVerticalHeaderLabels([title for _key, title in SCORE_ROWS])

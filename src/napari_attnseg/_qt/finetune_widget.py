@@ -220,12 +220,12 @@ class FinetuneWidget(_common.WorkerDock):
         from ..inference import segment_steps
 
         layer = self._trained_layer() if self._trained_layer is not None else None
-        if layer is None or not self._is_open(layer):
+        if layer is None or not _common.is_open(self.viewer, layer):
             show_info("The image trained on was closed, so nothing was re-segmented with the new model")
             return
 
         def show(result) -> None:
-            if not self._is_open(layer):
+            if not _common.is_open(self.viewer, layer):
                 show_info(f"{layer.name} was closed; its re-segmentation with the new model was dropped")
                 return
             _common.put_layer(self.viewer, f"{layer.name}_tuned_labels", result.labels, Labels,
@@ -238,9 +238,6 @@ class FinetuneWidget(_common.WorkerDock):
 
     def _resegment_done(self) -> None:
         self.segment_worker = None
-
-    def _is_open(self, layer) -> bool:
-        return any(candidate is layer for candidate in self.viewer.layers)
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)

@@ -184,7 +184,7 @@ class SegmentWidget(_common.WorkerDock):
         """The image layer ``target`` names now: the same layer (maybe renamed), or its project image
         shown again; None when it was closed."""
         layer = target.layer()
-        if layer is not None and any(candidate is layer for candidate in self.viewer.layers):
+        if layer is not None and _common.is_open(self.viewer, layer):
             return layer
         if target.entry is not None and self.session.current_entry is target.entry:
             return _common.get_layer(self.viewer, target.entry.stem)
