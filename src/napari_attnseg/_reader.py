@@ -55,7 +55,7 @@ def read_zarr_layers(path: str | list[str]) -> list[LayerData]:
 def _zarr_layers(path: str) -> list[LayerData]:
     import zarr
 
-    from .ome_zarr import is_ome_zarr, open_ome_image
+    from .ome_zarr import is_ome_zarr, ngff_attributes, open_ome_image
 
     name = Path(path).name.split(".")[0]
     if not is_ome_zarr(path):
@@ -73,29 +73,30 @@ def _zarr_layers(path: str) -> list[LayerData]:
     levels, keep = _squeezed(image.levels())
     channel = image.channel_axis if image.channel_axis is not None and keep[image.channel_axis] else None
     kept_axes = [axis for axis, kept in enumerate(keep) if kept and axis != channel]
-    metadata: dict = {"name": name, "scale": [image.scale(0)[axis] for axis in kept_axes],
-                      "multiscale": len(levels) > 1}
-    translation = image.translation(0)
-    if translation is not None:
-        metadata["translate"] = [translation[axis] for axis in kept_axes]
+    metadata: dict = {"name": name, "multiscale": len(levels) > 1, **_placement(image, kept_axes)}
     if channel is not None:
         metadata["channel_axis"] = sum(keep[:channel])
         metadata["name"] = [f"{name}_c{index}" for index in range(levels[0].shape[metadata["channel_axis"]])]
     layers = [(levels if len(levels) > 1 else levels[0], metadata, "image")]
     labels_root = Path(path) / "labels"
     if labels_root.is_dir():
-        group = zarr.open_group(str(labels_root), mode="r")
-        attributes = dict(group.attrs)
-        for label_name in attributes.get("ome", attributes).get("labels", []):
+        for label_name in ngff_attributes(zarr.open_group(str(labels_root), mode="r")).get("labels", []):
             labels_image = open_ome_image(labels_root / label_name)
             label_levels, label_keep = _squeezed(labels_image.levels())
             label_axes = [axis for axis, kept in enumerate(label_keep) if kept]
             label_metadata = {"name": f"{name}_{label_name}", "multiscale": len(label_levels) > 1,
-                              "scale": [labels_image.scale(0)[axis] for axis in label_axes]}
-            if labels_image.translation(0) is not None:
-                label_metadata["translate"] = [labels_image.translation(0)[axis] for axis in label_axes]
+                              **_placement(labels_image, label_axes)}
             layers.append((label_levels if len(label_levels) > 1 else label_levels[0], label_metadata, "labels"))
     return layers
+
+
+def _placement(image, axes: list[int]) -> dict:
+    """napari's ``scale`` (and ``translate``, if given) of an OME-Zarr image's level 0 along ``axes``."""
+    placement = {"scale": [image.scale(0)[axis] for axis in axes]}
+    translation = image.translation(0)
+    if translation is not None:
+        placement["translate"] = [translation[axis] for axis in axes]
+    return placement
 
 
 def _squeezed(levels: list) -> tuple[list, list[bool]]:

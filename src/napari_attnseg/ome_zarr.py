@@ -94,6 +94,11 @@ class OmeImage:
         return plane, 0
 
 
+def ngff_attributes(group) -> dict:
+    """A group's NGFF attributes, wherever its version keeps them (see ``_ome_attributes``)."""
+    return _ome_attributes(group)[0]
+
+
 def _ome_attributes(group) -> tuple[dict, str | None]:
     """The NGFF attributes of a group and their version: under "ome" (0.5) or at the top (0.4)."""
     attributes = dict(group.attrs)
@@ -215,7 +220,7 @@ def write_labels_image(labels, image: OmeImage, destination: str | Path | None =
     if destination is None:
         root = zarr.open_group(image.path, mode="r+")
         labels_group = root.require_group("labels")
-        listed = _read_ngff(labels_group, image.version).get("labels", [])
+        listed = ngff_attributes(labels_group).get("labels", [])
         _write_ngff(labels_group, image.version, {"labels": [*listed, name] if name not in listed else listed})
         target = labels_group.create_group(name)
         target_path = f"{image.path}/labels/{name}"
@@ -271,11 +276,6 @@ class _Trailing2D:
 
     def __setitem__(self, key, value) -> None:
         self.array[self.lead + tuple(key)] = value
-
-
-def _read_ngff(group, version: str) -> dict:
-    attributes = dict(group.attrs)
-    return attributes.get("ome", {}) if not version.startswith("0.4") else attributes
 
 
 def _write_ngff(group, version: str, values: dict) -> None:
