@@ -73,15 +73,20 @@ def test_the_training_network_is_left_as_it_was():
     assert any(isinstance(module, torch.nn.BatchNorm2d) for module in model.network.modules())
 
 
-def test_a_failing_fused_kernel_falls_back_to_separate_ones(monkeypatch):
+def _fused_kernel_raising(monkeypatch, message: str) -> None:
+    """Make the oneDNN fused kernel (said to be usable) fail with ``message``."""
     if not fused_module._has_onednn_pointwise():
         pytest.skip("this torch build has no oneDNN fused convolution")
 
-    def unsupported(*args):
-        raise RuntimeError("mkldnn_convolution_pointwise: bf16 path needs the cpu support avx512bw")
+    def failing(*args):
+        raise RuntimeError(message)
 
     monkeypatch.setitem(fused_module._ONEDNN, "usable", True)
-    monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise", unsupported, raising=False)
+    monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise", failing, raising=False)
+
+
+def test_a_failing_fused_kernel_falls_back_to_separate_ones(monkeypatch):
+    _fused_kernel_raising(monkeypatch, "mkldnn_convolution_pointwise: bf16 path needs the cpu support avx512bw")
     network = new_model(ModelConfig(base_width=8, depth=3)).network.eval()
     image = torch.randn(1, 1, 32, 32).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
@@ -99,14 +104,7 @@ def test_a_model_loaded_under_inference_mode_still_segments():
 
 
 def test_running_out_of_memory_in_the_fused_kernel_keeps_the_kernel(monkeypatch):
-    if not fused_module._has_onednn_pointwise():
-        pytest.skip("this torch build has no oneDNN fused convolution")
-
-    def exhausted(*args):
-        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
-
-    monkeypatch.setitem(fused_module._ONEDNN, "usable", True)
-    monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise", exhausted, raising=False)
+    _fused_kernel_raising(monkeypatch, "DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB")
     network = fuse_for_inference(new_model(ModelConfig(base_width=8, depth=3)).network)
     image = torch.randn(1, 1, 32, 32).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), pytest.raises(RuntimeError, match="can't allocate memory"):
