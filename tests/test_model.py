@@ -44,6 +44,15 @@ def test_gate_returns_one_map_per_skip_in_unit_range():
         assert float(alpha.min()) >= 0.0 and float(alpha.max()) <= 1.0
 
 
+def test_gate_maps_stay_float32_under_bf16_autocast():
+    # bf16 coefficients made the upsampling and the product with the skip several times slower
+    network = build_network(ModelConfig(base_width=4, depth=3)).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, maps = network(torch.randn(1, 1, 32, 32), return_attention=True)
+    assert logits.dtype == torch.bfloat16  # autocast is on: the convolutions did run in bf16
+    assert [alpha.dtype for alpha in maps] == [torch.float32, torch.float32]
+
+
 def test_gates_change_the_output():
     torch.manual_seed(0)
     network = build_network(ModelConfig(base_width=4, depth=3)).eval()

@@ -52,7 +52,10 @@ class AttentionGate(nn.Module):
         if phi.shape[-2:] != theta.shape[-2:]:
             phi = F.interpolate(phi, size=theta.shape[-2:], mode="bilinear", align_corners=False)
         coarse_alpha = torch.sigmoid(self.psi(F.relu(theta + phi)))
-        alpha = F.interpolate(coarse_alpha, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        # In float32: under CPU bf16 autocast the coefficients come out bf16, and this build's bf16
+        # bilinear upsampling and broadcast product with x are several times slower than float32's
+        # (the finest gate of 4 x 256² tiles: 7.4 -> 4.7 ms). A no-op without autocast.
+        alpha = F.interpolate(coarse_alpha.float(), size=x.shape[-2:], mode="bilinear", align_corners=False)
         return self.project(x * alpha), alpha
 
 
