@@ -4,13 +4,18 @@ MONAI is what a user would pick instead; it is not a dependency of ours. Install
 this benchmark only:
 
     .venv/bin/pip install monai
-    .venv/bin/python benchmarks/bench_monai.py [--sizes 512 2048] [--json results.json] [--quick]
+    .venv/bin/python benchmarks/bench_monai.py [--sizes 512 2048] [--rounds 3] [--json results.json] [--quick]
 
 Both networks have the same widths (16, 32, 64, 128) and depth, both run tiles of at most 256x256 with
 32 pixels of overlap, 4 tiles a batch, on the same uint16 image, percentile-normalised the same way;
 both outputs are softmaxed class probabilities (no instance post-processing). Each (method, size) runs
 in a fresh subprocess so that its peak RSS is its own. MONAI's network is untrained here, so this
-compares speed and memory, not accuracy. --quick: one 256² image, fp32 only, one repeat (a smoke check).
+compares speed and memory, not accuracy.
+
+This VM's speed drifts by tens of percent within minutes, so every method runs once per round, the
+rounds interleaved (each in another order), and each speed ratio is taken within a round, between
+runs seconds apart; the table gives the median seconds and each ratio's median and range over the
+rounds. --quick: one 256² image, fp32 only, one round of one repeat (a smoke check).
 
 Methods:
     napari-attnseg       ours at MONAI's tile size (our tiler spreads tiles evenly, so a 512² image
@@ -128,8 +133,9 @@ def against_whole_image(monai_output: np.ndarray, image: np.ndarray, precision: 
     return result
 
 
-def measure(method: str, precision: str, size: int, repeats: int) -> dict:
-    """Run in this process: warm up, then the median of ``repeats`` timed runs."""
+def measure(method: str, precision: str, size: int, repeats: int, accuracy: bool = False) -> dict:
+    """Run in this process: warm up, then the median of ``repeats`` timed runs; with ``accuracy`` (for
+    monai-sw+ours) also compare both tilers' outputs with a whole-image pass."""
     run, parameters = METHODS[method](precision)
     image = _image(size)
     run(image)  # warm-up at full size: first-call allocations are not what we compare
@@ -143,54 +149,98 @@ def measure(method: str, precision: str, size: int, repeats: int) -> dict:
     result = {"method": method, "precision": precision, "size": size, "parameters": parameters,
               "seconds": round(median, 3), "s_per_megapixel": round(median / (size * size / 1e6), 3),
               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if method == "monai-sw+ours":  # after the peak RSS is read: this runs ours in the same process
+    if accuracy:  # after the peak RSS is read: this runs ours in the same process
         result["against_whole_image"] = against_whole_image(output, image, precision)
     return result
+
+
+def _run_one(method: str, precision: str, size: int, repeats: int, accuracy: bool) -> dict:
+    command = [sys.executable, __file__, "--one", method, precision, str(size), "--repeats", str(repeats)]
+    result = subprocess.run(command + (["--accuracy"] if accuracy else []), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _ratio(numbers: list[float]) -> dict:
+    return {"median": round(statistics.median(numbers), 3), "min": round(min(numbers), 3),
+            "max": round(max(numbers), 3)}
+
+
+def aggregate(rounds: list[dict]) -> list[dict]:
+    """One row per (size, precision, method) from rounds of {(size, precision, method): result}.
+
+    Each speed ratio is taken within a round, between runs seconds apart, and then summed up as the
+    median and the range over rounds: this VM's speed drifts by tens of percent over minutes, so a
+    ratio of two medians taken minutes apart would carry that drift.
+    """
+    rows = []
+    for key, first in rounds[0].items():
+        size, precision, method = key
+        per_round = [measured[key] for measured in rounds]
+        seconds = [result["seconds"] for result in per_round]
+        row = {**first, "seconds": round(statistics.median(seconds), 3), "seconds_per_round": seconds,
+               "s_per_megapixel": round(statistics.median(seconds) / (size * size / 1e6), 3),
+               "peak_rss_mb": max(result["peak_rss_mb"] for result in per_round)}
+        for name, against in (("speed_vs_monai", "monai"), ("speed_vs_monai_malloc", "monai+malloc")):
+            ratios = _ratio([measured[(size, precision, against)]["seconds"] / measured[key]["seconds"]
+                             for measured in rounds])
+            row[name], row[f"{name}_range"] = ratios["median"], [ratios["min"], ratios["max"]]
+        rows.append(row)
+    return rows
+
+
+def _with_range(ratio: float, bounds: list[float]) -> str:
+    return f"{ratio:.2f}x ({bounds[0]:.2f}-{bounds[1]:.2f})"
 
 
 def main() -> int:
     parser = argument_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per process (their median)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="times every method runs, interleaved with the others (default 3)")
     parser.add_argument("--one", nargs=3, metavar=("METHOD", "PRECISION", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--accuracy", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         method, precision, size = args.one
-        print(json.dumps(measure(method, precision, int(size), args.repeats)))
+        print(json.dumps(measure(method, precision, int(size), args.repeats, args.accuracy)))
         return 0
     precisions = ("fp32", "bf16")
     if args.quick:
-        args.sizes, args.repeats, precisions = [256], 1, ("fp32",)
+        args.sizes, args.repeats, args.rounds, precisions = [256], 1, 1, ("fp32",)
 
-    rows = []
-    for size in args.sizes:
-        for precision in precisions:
-            for method in METHODS:
-                result = subprocess.run([sys.executable, __file__, "--one", method, precision, str(size),
-                                         "--repeats", str(args.repeats)], capture_output=True, text=True)
-                if result.returncode != 0:
-                    print(result.stderr[-2000:], file=sys.stderr)
-                    return 1
-                rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+    methods = list(METHODS)
+    rounds = []
+    try:
+        for index in range(args.rounds):
+            order = methods[index % len(methods):] + methods[:index % len(methods)]  # no fixed neighbours
+            rounds.append({(size, precision, method): _run_one(method, precision, size, args.repeats,
+                                                               accuracy=index == 0 and method == "monai-sw+ours")
+                           for size in args.sizes for precision in precisions for method in order})
+    except RuntimeError as error:
+        print(error, file=sys.stderr)
+        return 1
+    rows = aggregate(rounds)
     print(f"tiles up to {TILE}^2, overlap {OVERLAP}, batch {BATCH}, widths {WIDTHS}; class probabilities, "
-          "no post-processing")
+          f"no post-processing; {args.rounds} interleaved round(s): median seconds, and each ratio's median "
+          "(range) over rounds")
     print(f"{'image':>10s} {'precision':>9s} {'method':>18s} {'params':>9s} {'s':>7s} {'s/MP':>7s} "
-          f"{'peak RSS MB':>12s} {'vs MONAI':>9s} {'vs MONAI+malloc':>16s}")
+          f"{'peak RSS MB':>12s} {'vs MONAI':>18s} {'vs MONAI+malloc':>18s}")
     headlines = []
     for row in rows:
-        def seconds_of(method: str, row=row) -> float:
-            return next(r["seconds"] for r in rows if r["method"] == method and r["size"] == row["size"]
-                        and r["precision"] == row["precision"])
-        row["speed_vs_monai"] = round(seconds_of("monai") / row["seconds"], 3)
-        row["speed_vs_monai_malloc"] = round(seconds_of("monai+malloc") / row["seconds"], 3)
         print(f"{row['size']:>5d}x{row['size']:<4d} {row['precision']:>9s} {row['method']:>18s} "
               f"{row['parameters']:9,d} {row['seconds']:7.3f} {row['s_per_megapixel']:7.3f} "
-              f"{row['peak_rss_mb']:12.1f} {row['speed_vs_monai']:8.2f}x {row['speed_vs_monai_malloc']:15.2f}x")
+              f"{row['peak_rss_mb']:12.1f} {_with_range(row['speed_vs_monai'], row['speed_vs_monai_range']):>18s} "
+              f"{_with_range(row['speed_vs_monai_malloc'], row['speed_vs_monai_malloc_range']):>18s}")
         if row["method"].startswith("napari-attnseg"):
             case = f"{row['size']}x{row['size']} {row['precision']}, {row['method']} against MONAI"
             headlines += [headline(case, "s/MP (ours)", row["s_per_megapixel"]),
-                          headline(case, "speed vs MONAI", f"{row['speed_vs_monai']:.2f}x"),
-                          headline(case, "speed vs MONAI+malloc", f"{row['speed_vs_monai_malloc']:.2f}x")]
+                          headline(case, "speed vs MONAI", _with_range(row["speed_vs_monai"],
+                                                                       row["speed_vs_monai_range"])),
+                          headline(case, "speed vs MONAI+malloc", _with_range(row["speed_vs_monai_malloc"],
+                                                                              row["speed_vs_monai_malloc_range"]))]
     agreeing = [row for row in rows if "against_whole_image" in row]
     if agreeing:
         print("against one whole-image pass of our network (fp32, no tiles): mean |probability difference|"
@@ -204,7 +254,8 @@ def main() -> int:
         case = f"{row['size']}x{row['size']} {row['precision']}, AP50 against a whole-image pass"
         headlines += [headline(case, "MONAI's tiler, our network", agrees["monai_sw_ap50"]),
                       headline(case, "ours", agrees["ours_ap50"])]
-    write_json(args.json, "monai", rows, headlines, args.quick, tile=TILE, overlap=OVERLAP, batch=BATCH)
+    write_json(args.json, "monai", rows, headlines, args.quick, tile=TILE, overlap=OVERLAP, batch=BATCH,
+               rounds=args.rounds, repeats=args.repeats)
     return 0
 
 

@@ -19,7 +19,8 @@ ROW_KEYS = {
     "flops": {"network", "precision", "forward_s", "gflop_per_s", "matmul_peak_gflop_per_s", "share_of_peak"},
     "large": {"size", "chunk", "halo", "seconds", "megapixel_per_s", "objects", "peak_rss_mb"},
     "monai": {"method", "precision", "size", "parameters", "seconds", "s_per_megapixel", "peak_rss_mb",
-              "speed_vs_monai", "speed_vs_monai_malloc"},
+              "seconds_per_round", "speed_vs_monai", "speed_vs_monai_range", "speed_vs_monai_malloc",
+              "speed_vs_monai_malloc_range"},
     "ui_latency": {"job", "size", "beats", "max_ms", "p99_ms", "median_ms", "handoff_max_ms"},
     "load": {"images", "written", "rss_mb_at_10", "rss_growth_mb", "peak_rss_mb", "seconds_per_image"},
     "soak": {"elapsed_s", "step", "epoch", "loss", "best_val_ap50", "checkpoints", "rss_mb"},
@@ -55,12 +56,35 @@ def test_quick_run_prints_a_table_and_writes_json(name, tmp_path):
         assert 0.0 <= checked["ours_ap50"] <= 1.0 and checked["monai_sw_mean_abs_difference"] >= 0.0
 
 
-def test_summary_makes_one_markdown_table(tmp_path, capsys):
+def _benchmark_module(name: str):
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        import summary
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCHMARKS))
+
+
+def test_monai_ratios_are_taken_within_rounds():
+    bench_monai = _benchmark_module("bench_monai")
+
+    def result(method, seconds, rss):
+        return {"method": method, "precision": "bf16", "size": 1000, "parameters": 1, "seconds": seconds,
+                "s_per_megapixel": seconds, "peak_rss_mb": rss}
+
+    # ours is 2x, 3x and 1x as fast as MONAI in the three rounds, while the machine's speed drifts
+    timings = [(1.0, 2.0, 2.0), (2.0, 6.0, 5.0), (3.0, 3.0, 3.0)]  # ours, monai, monai+malloc
+    rounds = [{(1000, "bf16", method): result(method, seconds, rss=100 + index)
+               for method, seconds in zip(("ours", "monai", "monai+malloc"), timing)}
+              for index, timing in enumerate(timings)]
+    ours = next(row for row in bench_monai.aggregate(rounds) if row["method"] == "ours")
+    assert ours["seconds_per_round"] == [1.0, 2.0, 3.0] and ours["seconds"] == 2.0
+    assert ours["s_per_megapixel"] == 2.0 and ours["peak_rss_mb"] == 102
+    assert ours["speed_vs_monai"] == 2.0 and ours["speed_vs_monai_range"] == [1.0, 3.0]
+    assert ours["speed_vs_monai_malloc"] == 2.0 and ours["speed_vs_monai_malloc_range"] == [1.0, 2.5]
+
+
+def test_summary_makes_one_markdown_table(tmp_path, capsys):
+    summary = _benchmark_module("summary")
     for name, value in (("cpu", 0.7123), ("large", 32.9)):
         (tmp_path / f"{name}.json").write_text(json.dumps({
             "benchmark": name, "quick": False, "machine": "test box", "rows": [],
