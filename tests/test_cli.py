@@ -43,6 +43,32 @@ def test_segment_finetune_segment_evaluate_round_trip(workspace, capsys):
     assert "fine-tuned" in capsys.readouterr().out
 
 
+def test_precision_option_reaches_the_engine(workspace, monkeypatch, capsys):
+    import napari_attnseg.batch as batch
+    import napari_attnseg.training as training
+
+    asked = []
+
+    def spy(real):
+        def run(*args, **kwargs):
+            config = next(arg for arg in args if hasattr(arg, "precision"))
+            asked.append((real.__name__, config.precision))
+            return real(*args, **kwargs)
+        return run
+
+    monkeypatch.setattr(batch, "segment_files_steps", spy(batch.segment_files_steps))
+    monkeypatch.setattr(training, "train_steps", spy(training.train_steps))
+    w = workspace
+    assert main(["segment", str(w / "cells.tif"), "-o", str(w / "out"), "--model", str(w / "tiny.model"),
+                 "--precision", "fp32"]) == 0
+    assert main(["finetune", "--images", str(w / "cells.tif"), "--labels", str(w / "cells_truth.tif"),
+                 "-o", str(w / "tuned.model"), "--model", str(w / "tiny.model"), "--max-seconds", "5",
+                 "--epochs", "1", "--precision", "bf16"]) == 0
+    assert main(["segment", str(w / "cells.tif"), "-o", str(w / "out2"), "--model", str(w / "tiny.model")]) == 0
+    assert asked == [("segment_files_steps", "fp32"), ("train_steps", "bf16"), ("segment_files_steps", "auto")]
+    capsys.readouterr()
+
+
 def test_existing_output_is_not_overwritten_silently(workspace, capsys):
     w = workspace
     args = ["segment", str(w / "cells.tif"), "-o", str(w / "out"), "--model", str(w / "tiny.model")]
@@ -59,6 +85,7 @@ def test_existing_output_is_not_overwritten_silently(workspace, capsys):
         (["info", "missing.model"], "not found"),
         (["evaluate", "a.tif"], "required"),
         (["segment", "x.tif", "-o", "o", "--device", "tpu"], "invalid choice"),
+        (["segment", "x.tif", "-o", "o", "--precision", "fp8"], "invalid choice"),
         (["finetune", "--images", "a.tif", "b.tif", "--labels", "a.tif", "-o", "m"], "one label file per image"),
         (["export", "default", "--format", "keras", "-o", "m.h5"], "invalid choice"),
         (["export", "missing.model", "--format", "torchscript", "-o", "m.pt"], "not found"),

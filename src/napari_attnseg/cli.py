@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .config import InferConfig
+from .config import PRECISIONS, InferConfig
 from .errors import AttnSegError, InputError, OutOfMemory, SaveError
 
 logger = logging.getLogger(__name__)
@@ -135,6 +135,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                         help="model file (default: the bundled nuclei model)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="where to compute (default auto: cuda, then mps, then cpu)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="arithmetic of the network (default auto: fp16 on a GPU, bf16 on a CPU "
+                             "with native bf16, else fp32); fp32 for results that do not depend on "
+                             "the machine's bf16 support")
     _add_trust_option(parser)
 
 
@@ -195,8 +199,9 @@ def _segment(args: argparse.Namespace) -> int:
     from .devices import resolve_device
     from .inference import drain
 
-    config = InferConfig(device=args.device, tile_size=args.tile_size, overlap=min(32, args.tile_size // 2),
-                         prob_threshold=args.prob_threshold, min_size=args.min_size)
+    config = InferConfig(device=args.device, precision=args.precision, tile_size=args.tile_size,
+                         overlap=min(32, args.tile_size // 2), prob_threshold=args.prob_threshold,
+                         min_size=args.min_size)
     resolve_device(config.device)  # an absent GPU is reported before any work starts
     images = expand_images(args.images)
     outputs = plan_outputs(images, args.output, args.overwrite)
@@ -226,7 +231,7 @@ def _segment_zarr(args: argparse.Namespace) -> int:
         from .chunked import segment_zarr
     except ImportError:
         raise InputError("segment-zarr needs dask and zarr: pip install 'napari-attnseg[dask]'") from None
-    config = InferConfig(device=args.device)
+    config = InferConfig(device=args.device, precision=args.precision)
     resolve_device(config.device)
     if not Path(args.source).exists():
         raise InputError(f"no such zarr array or OME-Zarr image: {args.source}")
@@ -256,7 +261,7 @@ def _finetune(args: argparse.Namespace) -> int:
     if args.masks and len(args.masks) != len(args.images):
         raise InputError(f"got {len(args.images)} images but {len(args.masks)} masks")
     config = TrainConfig(max_seconds=args.max_seconds, max_epochs=args.epochs, seed=args.seed,
-                         device=args.device, checkpoint_every_s=args.checkpoint_every)
+                         device=args.device, precision=args.precision, checkpoint_every_s=args.checkpoint_every)
     resolve_device(config.device)
     _check_writable(args.output)
     images = [read_image(path) for path in args.images]
