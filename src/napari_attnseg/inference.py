@@ -11,6 +11,7 @@ import torch
 
 from .allocator import keep_freed_memory
 from .config import InferConfig
+from .cpu_threads import fit_threads_to_cpu_quota
 from .data import as_channels_first, normalize
 from .devices import autocast, autocast_dtype, host_to_device, resolve_device
 from .errors import OutOfMemory
@@ -77,6 +78,7 @@ def predict_steps(
     """
     config = config or InferConfig()
     keep_freed_memory()
+    fit_threads_to_cpu_quota()
     planes, is_stack = _planes(image, model, channel_axis, prenormalised)
     device = resolve_device(config.device)
     dtype = autocast_dtype(device, config.precision)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from .allocator import keep_freed_memory
 from .card import describe_images, training_record, weights_sha256
 from .config import InferConfig, TrainConfig
+from .cpu_threads import fit_threads_to_cpu_quota
 from .devices import autocast, autocast_dtype, host_to_device, resolve_device
 from .errors import InputError, SaveError
 from .inference import drain
@@ -102,6 +103,7 @@ def train_steps(
     config = config or TrainConfig()
     infer_config = infer_config or InferConfig(device=config.device)
     keep_freed_memory()
+    fit_threads_to_cpu_quota()
     if not isinstance(model.network, AttentionUNet):
         source = (model.card.get("source") or {}).get("file", "an exported file")
         raise InputError(f"model {model.name!r} runs from {source} and cannot be fine-tuned; fine-tune the "
