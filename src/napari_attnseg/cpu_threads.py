@@ -3,8 +3,9 @@
 torch starts one intra-op thread per core it sees. It sees the CPU affinity mask (taskset, a cpuset),
 but not a cgroup CPU quota (docker ``--cpus``, a Kubernetes CPU limit, some SLURM set-ups): there it
 starts a thread for every core of the host, and the threads contend for the quota. On this project's
-build machine, in a cgroup with a 1-CPU quota, segmenting a 1024² image took 0.41-0.47 s with torch's
-2 threads and 0.37 s with 1; on large hosts with small quotas the loss is much larger.
+build machine, in a cgroup with a 1-CPU quota, segmenting a 1024² image took 0.42-0.44 s with torch's
+2 threads and 0.34-0.38 s with this fit (three interleaved runs each); on large hosts with small
+quotas the loss is much larger.
 
 Before each prediction and fine-tune the engine lowers the calling thread's torch thread count to the
 quota (rounded down, at least 1), unless ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set: those are
