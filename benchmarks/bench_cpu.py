@@ -20,9 +20,9 @@ from _report import argument_parser, headline, machine, write_json  # benchmarks
 
 import napari_attnseg as nas
 from napari_attnseg.config import InferConfig, TrainConfig
-from napari_attnseg.inference import labels_from_prediction, predict
+from napari_attnseg.inference.predict import labels_from_prediction, predict
 from napari_attnseg.model import count_parameters
-from napari_attnseg.training import train_steps
+from napari_attnseg.train.training import train_steps
 
 
 def _tiled_synthetic(size: int) -> np.ndarray:
@@ -78,7 +78,7 @@ def main() -> int:
     config = InferConfig(device="cpu")
     train_config = TrainConfig(device="cpu")
     print(f"model {model.name}: {count_parameters(model.network):,} parameters; {machine()}")
-    from napari_attnseg.devices import autocast_dtype
+    from napari_attnseg.runtime.devices import autocast_dtype
 
     dtype = autocast_dtype(torch.device("cpu"), config.precision)
     print(f"tile {config.tile_size}, overlap {config.overlap}, batch {config.batch_size}, "

@@ -18,7 +18,7 @@ from _report import argument_parser, headline, write_json  # benchmarks/_report.
 
 import napari_attnseg as nas
 from napari_attnseg.config import ModelConfig, TrainConfig
-from napari_attnseg.training import train_steps
+from napari_attnseg.train.training import train_steps
 
 
 def step_time(precision: str, steps: int = 15) -> float:

@@ -23,8 +23,8 @@ from _report import argument_parser, headline, write_json  # benchmarks/_report.
 from torch.utils.flop_counter import FlopCounterMode
 
 import napari_attnseg as nas
-from napari_attnseg.allocator import keep_freed_memory
 from napari_attnseg.model.fused import inference_network
+from napari_attnseg.runtime.allocator import keep_freed_memory
 
 TILE, BATCH = 256, 4
 

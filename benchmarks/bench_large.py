@@ -31,7 +31,7 @@ def main() -> int:
     import zarr
 
     import napari_attnseg as nas
-    from napari_attnseg.chunked import segment_zarr
+    from napari_attnseg.inference.chunked import segment_zarr
 
     model = nas.load_model()
     with tempfile.TemporaryDirectory() as folder:

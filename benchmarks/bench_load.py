@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_load.py [--images 200] [--size 64] [--model tiny|default] [--json out.json]
 
 Writes --images synthetic images to a temporary folder, segments them with
-`napari_attnseg.batch.segment_files_steps` (what `attnseg segment FOLDER -o OUT` runs) and prints
+`napari_attnseg.inference.batch.segment_files_steps` (what `attnseg segment FOLDER -o OUT` runs) and prints
 the resident memory (/proc/self/statm) after image 10 and after the last one, the peak RSS of the
 process and the seconds per image. Linux only (it reads /proc).
 """
@@ -34,8 +34,8 @@ def run(n_images: int, size: int, model_name: str) -> dict:
     import tifffile
 
     import napari_attnseg as nas
-    from napari_attnseg.batch import expand_images, plan_outputs, segment_files_steps
     from napari_attnseg.config import InferConfig, ModelConfig
+    from napari_attnseg.inference.batch import expand_images, plan_outputs, segment_files_steps
 
     model = nas.load_model() if model_name == "default" else nas.new_model(ModelConfig(base_width=8, depth=3))
     with tempfile.TemporaryDirectory() as folder:

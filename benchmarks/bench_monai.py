@@ -59,7 +59,7 @@ def _image(size: int) -> np.ndarray:
 def _ours(precision: str, defaults: bool = False):
     import napari_attnseg as nas
     from napari_attnseg.config import InferConfig
-    from napari_attnseg.inference import predict
+    from napari_attnseg.inference.predict import predict
 
     model = nas.load_model()
     config = InferConfig(precision=precision, device="cpu")
@@ -74,10 +74,10 @@ def _monai(precision: str, malloc: bool = False, our_network: bool = False):
     from monai.inferers import sliding_window_inference
     from monai.networks.nets import AttentionUnet
 
-    from napari_attnseg.data import normalize
+    from napari_attnseg.inference.inputs import normalize
 
     if malloc:
-        from napari_attnseg.allocator import keep_freed_memory
+        from napari_attnseg.runtime.allocator import keep_freed_memory
 
         keep_freed_memory()
     torch.manual_seed(0)
@@ -118,8 +118,8 @@ def against_whole_image(monai_output: np.ndarray, image: np.ndarray, precision: 
     import torch
 
     import napari_attnseg as nas
-    from napari_attnseg.data import normalize
-    from napari_attnseg.postprocess import instances_from_probabilities
+    from napari_attnseg.inference.inputs import normalize
+    from napari_attnseg.inference.postprocess import instances_from_probabilities
 
     model = nas.load_model()
     tensor = torch.from_numpy(normalize(image[np.newaxis].astype(np.float32), model.config.norm_percentiles))

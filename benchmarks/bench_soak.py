@@ -39,7 +39,7 @@ def main() -> int:
 
     import napari_attnseg as nas
     from napari_attnseg.config import ModelConfig, TrainConfig
-    from napari_attnseg.training import train_steps
+    from napari_attnseg.train.training import train_steps
 
     model = nas.load_model() if args.model == "default" else nas.new_model(ModelConfig(base_width=8, depth=3))
     pairs = [nas.synthetic_nuclei((256, 256), seed=500 + index, radius_range=(7.0, 11.0)) for index in range(5)]

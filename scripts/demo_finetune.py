@@ -19,7 +19,7 @@ import numpy as np
 
 import napari_attnseg as nas
 from napari_attnseg.config import TrainConfig
-from napari_attnseg.io import read_image
+from napari_attnseg.files.images import read_image
 
 
 def main() -> int:

@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 
 from napari_attnseg.config import InferConfig, ModelConfig, TrainConfig
-from napari_attnseg.inference import drain
-from napari_attnseg.modelio import default_model_path, new_model, save_model
-from napari_attnseg.synthetic import synthetic_nuclei
-from napari_attnseg.training import train_steps
+from napari_attnseg.datasets.synthetic import synthetic_nuclei
+from napari_attnseg.files.modelfile import default_model_path, new_model, save_model
+from napari_attnseg.inference.predict import drain
+from napari_attnseg.train.training import train_steps
 
 MODEL = ModelConfig(in_channels=1, task="instance", base_width=16, depth=4, attention="gate")
 TRAIN = TrainConfig(
@@ -53,7 +53,7 @@ def main() -> int:
     model = new_model(MODEL, name="attnseg-default-nuclei", seed=SEED)
     model.card["description"] = (
         "Fluorescence nuclei (instance: background/interior/boundary). Trained only on synthetic "
-        "images from napari_attnseg.synthetic by scripts/train_default.py."
+        "images from napari_attnseg.datasets.synthetic by scripts/train_default.py."
     )
     config = TRAIN.replace(max_epochs=args.epochs, patience=args.epochs)
 
@@ -68,7 +68,7 @@ def main() -> int:
 
     trained.card["name"] = "attnseg-default-nuclei"
     trained.card["trained_on"] = (f"{N_IMAGES} synthetic {IMAGE_SHAPE[0]}x{IMAGE_SHAPE[1]} nuclei images "
-                                  f"(napari_attnseg.synthetic, seeds {SEED}..{SEED + N_IMAGES - 1})")
+                                  f"(napari_attnseg.datasets.synthetic, seeds {SEED}..{SEED + N_IMAGES - 1})")
     trained.card.pop("base_model", None)
     path = save_model(trained, args.output)
     log.info("saved %s (%.1f MB) after %.0f s", path, path.stat().st_size / 1e6, time.perf_counter() - started)

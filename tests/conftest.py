@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 
 from napari_attnseg.config import ModelConfig
-from napari_attnseg.synthetic import synthetic_nuclei
+from napari_attnseg.datasets.synthetic import synthetic_nuclei
 
 TINY = ModelConfig(base_width=8, depth=3)
 
 
 @pytest.fixture
 def tiny_model():
-    from napari_attnseg.modelio import new_model
+    from napari_attnseg.files.modelfile import new_model
 
     return new_model(TINY, name="tiny", seed=0)
 

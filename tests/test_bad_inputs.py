@@ -17,13 +17,15 @@ import torch
 from safetensors.torch import save as save_safetensors
 
 import napari_attnseg as nas
-from napari_attnseg import devices
 from napari_attnseg.cli import main
 from napari_attnseg.config import InferConfig, ModelConfig, TrainConfig
-from napari_attnseg.data import check_labels, instance_targets
 from napari_attnseg.errors import AttnSegError, ConfigError, DeviceError, InputError, ModelFileError
-from napari_attnseg.io import read_image
-from napari_attnseg.modelio import FORMAT_VERSION, load_model, save_model
+from napari_attnseg.files.images import read_image
+from napari_attnseg.files.loading import load_model
+from napari_attnseg.files.modelfile import FORMAT_VERSION, save_model
+from napari_attnseg.inference.inputs import check_labels
+from napari_attnseg.runtime import devices
+from napari_attnseg.train.targets import instance_targets
 
 from .helpers import rewrite_metadata
 

@@ -6,8 +6,8 @@ import pytest
 import tifffile
 
 from napari_attnseg.cli import main
-from napari_attnseg.modelio import save_model
-from napari_attnseg.synthetic import synthetic_nuclei
+from napari_attnseg.datasets.synthetic import synthetic_nuclei
+from napari_attnseg.files.modelfile import save_model
 
 
 @pytest.fixture
@@ -44,8 +44,8 @@ def test_segment_finetune_segment_evaluate_round_trip(workspace, capsys):
 
 
 def test_precision_option_reaches_the_engine(workspace, monkeypatch, capsys):
-    import napari_attnseg.batch as batch
-    import napari_attnseg.training as training
+    import napari_attnseg.inference.batch as batch
+    import napari_attnseg.train.training as training
 
     asked = []
 

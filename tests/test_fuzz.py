@@ -11,9 +11,10 @@ from hypothesis.extra import numpy as hnp
 
 import napari_attnseg as nas
 from napari_attnseg.config import InferConfig
-from napari_attnseg.data import check_labels, instance_targets
 from napari_attnseg.errors import InputError
-from napari_attnseg.trainset import build_samples
+from napari_attnseg.inference.inputs import check_labels
+from napari_attnseg.train.targets import instance_targets
+from napari_attnseg.train.trainset import build_samples
 
 from .conftest import TINY
 

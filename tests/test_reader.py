@@ -9,9 +9,9 @@ from napari_attnseg import _reader
 
 zarr = pytest.importorskip("zarr", reason="zarr images need zarr")
 da = pytest.importorskip("dask.array", reason="zarr images open as dask arrays")
-from napari_attnseg.ome_zarr import open_ome_image, write_labels_image  # noqa: E402
+from napari_attnseg.files.ome_zarr import open_ome_image, write_labels_image  # noqa: E402
 
-from .test_ome_zarr import write_ome  # noqa: E402
+from .files.test_ome_zarr import write_ome  # noqa: E402
 
 
 @pytest.fixture

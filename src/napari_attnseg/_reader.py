@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import InputError
-from .io import IMAGE_SUFFIXES, read_image
+from .files.images import IMAGE_SUFFIXES, read_image
 
 LayerData = tuple[Any, dict, str]
 ZARR_SUFFIX = ".zarr"
@@ -55,7 +55,7 @@ def read_zarr_layers(path: str | list[str]) -> list[LayerData]:
 def _zarr_layers(path: str) -> list[LayerData]:
     import zarr
 
-    from .ome_zarr import is_ome_zarr, ngff_attributes, open_ome_image
+    from .files.ome_zarr import is_ome_zarr, ngff_attributes, open_ome_image
 
     name = Path(path).name.split(".")[0]
     if not is_ome_zarr(path):

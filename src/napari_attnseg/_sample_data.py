@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .synthetic import synthetic_nuclei
+from .datasets.synthetic import synthetic_nuclei
 
 SAMPLE_SEED = 7
 

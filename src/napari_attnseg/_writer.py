@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .io import write_labels
+from .files.images import write_labels
 
 
 def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:

@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"attnseg {args.command}: interrupted", file=sys.stderr)
         return 130
     except (MemoryError, RuntimeError) as error:
-        from .memory import is_out_of_memory
+        from .runtime.memory import is_out_of_memory
 
         if not is_out_of_memory(error):
             raise  # a bug: keep its traceback
@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load(model_argument: str | None, trust_code: bool = False):
-    from .modelio import load_model
+    from .files.loading import load_model
 
     if model_argument in (None, "default"):
         return load_model()
@@ -195,9 +195,9 @@ def _load(model_argument: str | None, trust_code: bool = False):
 def _segment(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .batch import expand_images, plan_outputs, segment_files_steps
-    from .devices import resolve_device
-    from .inference import drain
+    from .inference.batch import expand_images, plan_outputs, segment_files_steps
+    from .inference.predict import drain
+    from .runtime.devices import resolve_device
 
     config = InferConfig(device=args.device, precision=args.precision, tile_size=args.tile_size,
                          overlap=min(32, args.tile_size // 2), prob_threshold=args.prob_threshold,
@@ -223,12 +223,12 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _segment_zarr(args: argparse.Namespace) -> int:
-    from .devices import resolve_device
+    from .runtime.devices import resolve_device
 
     try:
         import zarr  # noqa: F401
 
-        from .chunked import segment_zarr
+        from .inference.chunked import segment_zarr
     except ImportError:
         raise InputError("segment-zarr needs dask and zarr: pip install 'napari-attnseg[dask]'") from None
     config = InferConfig(device=args.device, precision=args.precision)
@@ -249,11 +249,11 @@ def _finetune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .config import TrainConfig
-    from .devices import resolve_device
-    from .inference import drain
-    from .io import read_image
-    from .modelio import save_model
-    from .training import train_steps
+    from .files.images import read_image
+    from .files.modelfile import save_model
+    from .inference.predict import drain
+    from .runtime.devices import resolve_device
+    from .train.training import train_steps
 
     if len(args.labels) != len(args.images):
         raise InputError(f"got {len(args.images)} images but {len(args.labels)} label files; "
@@ -301,7 +301,7 @@ def _check_writable(path: Path) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .io import read_image
+    from .files.images import read_image
     from .metrics import evaluate
 
     scores = evaluate(read_image(args.prediction), read_image(args.truth))
@@ -314,7 +314,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_model, require
+    from .files.export import export_model
+    from .files.torch_export import require
 
     needs = {"onnx": ["onnx", "onnxscript", "onnxruntime"], "torchscript": [],
              "bioimageio": ["onnx", "onnxscript", "onnxruntime", "bioimageio.spec"]}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data import check_labels
 from .errors import InputError
-from .postprocess import pair_iou
+from .inference.inputs import check_labels
+from .inference.postprocess import pair_iou
 
 #: evaluate()'s scores as a person reads them, in table order: (key, title)
 SCORE_ROWS = (("ap50", "AP50"), ("ap75", "AP75"), ("dice", "Dice"), ("precision50", "precision"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from napari_attnseg.config import ModelConfig
-from napari_attnseg.modelio import new_model
-from napari_attnseg.synthetic import synthetic_nuclei
+from napari_attnseg.datasets.synthetic import synthetic_nuclei
+from napari_attnseg.files.modelfile import new_model
 
 
 @pytest.fixture

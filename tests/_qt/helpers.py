@@ -58,7 +58,7 @@ class DiskFault:
         import tempfile
         import types
 
-        from napari_attnseg import _atomic
+        from napari_attnseg.files import atomic as _atomic
 
         self.code, self.active, self.failures = code, False, 0
         fault = self
@@ -99,8 +99,8 @@ def check_project_files(folder) -> dict:
 
     import tifffile
 
-    from napari_attnseg.modelio import load_model
-    from napari_attnseg.project import PROJECT_DIR, Project
+    from napari_attnseg.files.loading import load_model
+    from napari_attnseg.project.folder import PROJECT_DIR, Project
 
     data_dir = Path(folder) / PROJECT_DIR
     assert leftovers(data_dir) == []

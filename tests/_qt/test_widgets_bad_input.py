@@ -11,8 +11,8 @@ import tifffile
 from napari_attnseg._qt import FinetuneWidget, ImagesWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
 from napari_attnseg.config import ModelConfig
-from napari_attnseg.modelio import new_model
-from napari_attnseg.project import PROJECT_DIR, Project
+from napari_attnseg.files.modelfile import new_model
+from napari_attnseg.project.folder import PROJECT_DIR, Project
 
 from .helpers import painted, wait_idle
 

@@ -62,7 +62,7 @@ def test_segment_errors_are_notifications(viewer, qtbot, errors):
     assert "no model has been fine-tuned" in errors[-1] and segment.worker is None
     segment.model_combo.value = "Bundled default"
     segment.device_combo.value = "cuda"
-    import napari_attnseg.devices as devices
+    import napari_attnseg.runtime.devices as devices
 
     if not devices.cuda_available():
         segment.start()
@@ -103,7 +103,7 @@ def test_correct_tools_are_undoable(viewer, qtbot):
 
 
 def test_runtime_error_in_a_worker_restores_the_controls(viewer, qtbot, nuclei_image, errors, monkeypatch):
-    import napari_attnseg.inference as inference
+    import napari_attnseg.inference.predict as inference
 
     def out_of_memory(*args, **kwargs):
         raise RuntimeError("CUDA out of memory (simulated)")

@@ -11,7 +11,7 @@ from qtpy.QtCore import QTimer
 
 from napari_attnseg._qt import FinetuneWidget, ImagesWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
-from napari_attnseg.project import PROJECT_DIR, Project
+from napari_attnseg.project.folder import PROJECT_DIR, Project
 
 from .helpers import check_project_files, painted, quick_training, wait_idle
 

@@ -13,7 +13,7 @@ import tifffile
 
 from napari_attnseg._qt import FinetuneWidget, ImagesWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
-from napari_attnseg.project import PROJECT_DIR, Project
+from napari_attnseg.project.folder import PROJECT_DIR, Project
 
 from .helpers import DiskFault, check_project_files, leftovers, painted, wait_idle
 
@@ -118,7 +118,7 @@ def test_a_result_for_a_closed_image_waits_in_the_session_until_the_disk_has_roo
 
 def test_a_fine_tuned_model_the_disk_cannot_take_stays_in_use_and_is_saved_later(
         viewer, qtbot, project_folder, notices, monkeypatch):
-    from napari_attnseg.modelio import load_model
+    from napari_attnseg.files.loading import load_model
 
     open_project(viewer, qtbot, project_folder)
     session = session_for(viewer)
@@ -154,7 +154,7 @@ def test_a_fine_tuned_model_the_disk_cannot_take_stays_in_use_and_is_saved_later
 def test_after_a_crash_the_last_autosave_comes_back(viewer, qtbot, project_folder, make_napari_viewer,
                                                    tmp_path_factory):
     from napari_attnseg.config import ModelConfig
-    from napari_attnseg.modelio import new_model
+    from napari_attnseg.files.modelfile import new_model
 
     images = open_project(viewer, qtbot, project_folder)
     tuned = new_model(ModelConfig(base_width=8, depth=3), name="finetuned-before-crash", seed=5)

@@ -5,7 +5,7 @@ import tifffile
 
 from napari_attnseg._qt import ImagesWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
-from napari_attnseg.project import Project
+from napari_attnseg.project.folder import Project
 
 from .helpers import painted, wait_idle
 
@@ -99,8 +99,8 @@ def test_closing_napari_saves_the_edits(make_napari_viewer, qtbot, project_folde
 def test_closing_napari_while_the_project_cannot_be_written_rescues_the_edits(
         make_napari_viewer, qtbot, project_folder, tmp_path_factory, monkeypatch):
     from napari_attnseg.errors import SaveError
-    from napari_attnseg.project import Project
-    from napari_attnseg.rescue import RESCUE_ENV, rescue_folder
+    from napari_attnseg.project.folder import Project
+    from napari_attnseg.project.rescue import RESCUE_ENV, rescue_folder
 
     monkeypatch.setenv(RESCUE_ENV, str(tmp_path_factory.mktemp("rescue")))
     viewer = make_napari_viewer(show=True)

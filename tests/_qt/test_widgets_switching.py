@@ -11,9 +11,9 @@ import tifffile
 
 from napari_attnseg._qt import FinetuneWidget, ImagesWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
-from napari_attnseg.inference import drain, segment_steps
-from napari_attnseg.project import PROJECT_DIR, Project
-from napari_attnseg.synthetic import synthetic_nuclei
+from napari_attnseg.datasets.synthetic import synthetic_nuclei
+from napari_attnseg.inference.predict import drain, segment_steps
+from napari_attnseg.project.folder import PROJECT_DIR, Project
 
 from .helpers import painted, quick_training, wait_idle
 

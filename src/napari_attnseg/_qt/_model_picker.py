@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from magicgui.widgets import ComboBox, FileEdit
 
 if TYPE_CHECKING:
-    from ..modelio import SegModel
+    from ..files.modelfile import SegModel
     from ._session import Session
 
 MODEL_IN_USE, MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE = "Model in use", "Bundled default", "Last fine-tuned", "From file"
@@ -36,7 +36,7 @@ class ModelPicker:
     def resolve(self, session: Session) -> tuple[SegModel, str]:
         """The chosen model and a short name for it; AttnSegError with a clear message if unavailable."""
         from ..errors import ModelFileError
-        from ..modelio import load_model
+        from ..files.loading import load_model
 
         choice = self.combo.value
         if choice == MODEL_IN_USE:

@@ -14,13 +14,13 @@ import numpy as np
 from napari.utils.notifications import show_error, show_info
 from psygnal import Signal
 
-from .._atomic import describe_os_error
+from ..files.atomic import describe_os_error
 
 if TYPE_CHECKING:
     import napari
 
-    from ..modelio import SegModel
-    from ..project import ImageEntry, Project
+    from ..files.modelfile import SegModel
+    from ..project.folder import ImageEntry, Project
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Session:
     def default_model(self) -> SegModel:
         """The bundled model, loaded (and torch imported) on first use only."""
         if self._default_model is None:
-            from ..modelio import load_model
+            from ..files.loading import load_model
 
             self._default_model = load_model()
         return self._default_model
@@ -170,7 +170,7 @@ class Session:
         Returns the file name, or None when there is no project or the write failed (the model is
         kept here and written by the next autosave).
         """
-        from ..modelio import save_model
+        from ..files.modelfile import save_model
 
         project = self.project
         if project is None:
@@ -207,7 +207,7 @@ class Session:
         """Last resort as napari closes with writes still failing: copy the unsaved labels outside the
         project (see rescue.py); the project puts them back when it is next opened. Returns the files."""
         from ..errors import AttnSegError
-        from ..rescue import write_rescue
+        from ..project.rescue import write_rescue
 
         rescued = []
         for pending in self.unsaved.values():

@@ -96,8 +96,8 @@ class CompareWidget(_common.WorkerDock):
 
     # -- run -------------------------------------------------------------------------------------
     def start(self) -> None:
-        from ..comparison import compare_steps
         from ..errors import AttnSegError
+        from ..project.comparison import compare_steps
 
         image_layer = _common.get_layer(self.viewer, self.image_combo.value)
         reference_layer = _common.get_layer(self.viewer, self.reference_combo.value)

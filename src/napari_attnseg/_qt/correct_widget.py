@@ -12,7 +12,7 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
 
-from .. import editing
+from ..project import editing
 from . import _common
 from ._session import session_for
 

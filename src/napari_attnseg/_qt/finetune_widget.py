@@ -129,7 +129,7 @@ class FinetuneWidget(_common.WorkerDock):
 
     def start(self) -> None:
         from ..errors import AttnSegError
-        from ..training import train_steps
+        from ..train.training import train_steps
 
         self.session.autosave()
         try:
@@ -217,7 +217,7 @@ class FinetuneWidget(_common.WorkerDock):
 
         The image is the one trained on, not whatever the picker shows now; if it was closed, skip.
         """
-        from ..inference import segment_steps
+        from ..inference.predict import segment_steps
 
         layer = self._trained_layer() if self._trained_layer is not None else None
         if layer is None or not _common.is_open(self.viewer, layer):

@@ -99,7 +99,7 @@ class ImagesWidget(QWidget):
     def open_folder(self, folder: str | Path) -> None:
         """Open ``folder`` as a project and show its first image (or the first not yet corrected)."""
         from ..errors import AttnSegError
-        from ..project import Project
+        from ..project.folder import Project
 
         if not self.autosave(announce=True):
             return
@@ -125,7 +125,7 @@ class ImagesWidget(QWidget):
     def _restore_rescued(self, project) -> None:
         """Put back edits that napari could only rescue outside the project when it last closed."""
         from ..errors import AttnSegError
-        from ..rescue import rescue_folder, restore_rescues
+        from ..project.rescue import rescue_folder, restore_rescues
 
         try:
             restored = restore_rescues(project)
@@ -139,7 +139,7 @@ class ImagesWidget(QWidget):
     def _restore_model(self, project) -> None:
         """Use the project's last fine-tuned model again, if it is still there."""
         from ..errors import AttnSegError
-        from ..modelio import load_model
+        from ..files.loading import load_model
 
         if not project.model_file:
             return

@@ -23,11 +23,11 @@ def _save_job(model, path: Path, save_format: str):
     dock shows it at once."""
     yield None
     if save_format == "safetensors":
-        from ..modelio import save_model
+        from ..files.modelfile import save_model
 
         save_model(model, path)
         return {"format": save_format}
-    from ..export import export_model
+    from ..files.export import export_model
 
     return export_model(model, path, save_format)
 
@@ -73,7 +73,7 @@ class ModelWidget(_common.WorkerDock):
 
     def open_model(self) -> None:
         from ..errors import AttnSegError
-        from ..modelio import load_model
+        from ..files.loading import load_model
 
         path = Path(str(self.open_file.value))
         if not path.name:

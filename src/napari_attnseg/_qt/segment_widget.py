@@ -107,9 +107,9 @@ class SegmentWidget(_common.WorkerDock):
 
     # -- segment one image -----------------------------------------------------------------------
     def start(self) -> None:
-        from ..chunked import segment_large_steps
         from ..errors import AttnSegError
-        from ..inference import segment_steps
+        from ..inference.chunked import segment_large_steps
+        from ..inference.predict import segment_steps
 
         layer = _common.get_layer(self.viewer, self.image_combo.value)
         if layer is None:
@@ -128,7 +128,7 @@ class SegmentWidget(_common.WorkerDock):
             chunked = self._takes_chunked_path(layer, -1 if layer.rgb else None)
             config = self.infer_config()
             model = self.chosen_model()
-            from ..devices import resolve_device
+            from ..runtime.devices import resolve_device
 
             resolve_device(config.device)
         except AttnSegError as error:
@@ -159,8 +159,8 @@ class SegmentWidget(_common.WorkerDock):
         chunk into labels on disk; a project image stays in memory so its labels are saved with it."""
         from importlib.util import find_spec
 
-        from ..chunked import needs_chunked
         from ..errors import MissingExtraError
+        from ..inference.chunked import needs_chunked
 
         if not needs_chunked(layer.data, channel_axis):
             return False
@@ -293,7 +293,7 @@ class SegmentWidget(_common.WorkerDock):
     # -- segment the project ---------------------------------------------------------------------
     def start_all(self) -> None:
         from ..errors import AttnSegError
-        from ..project import segment_project_steps
+        from ..project.folder import segment_project_steps
 
         project = self.session.project
         if project is None:
@@ -343,7 +343,7 @@ class SegmentWidget(_common.WorkerDock):
 
     # -- suggest ---------------------------------------------------------------------------------
     def suggest(self) -> None:
-        from ..uncertainty import most_uncertain_window
+        from ..inference.uncertainty import most_uncertain_window
 
         name = self.image_combo.value
         record = self.session.predictions.get(name) if name else None

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..memory import is_out_of_memory
+from ..runtime.memory import is_out_of_memory
 from .blocks import AttentionGate, ConvBlock
 from .unet import AttentionUNet
 

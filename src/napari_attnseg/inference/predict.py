@@ -1,0 +1,252 @@
+"""Tiled prediction as a progress-yielding generator, and the functions that drain it."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Generator
+
+import numpy as np
+import torch
+
+from ..config import InferConfig
+from ..errors import OutOfMemory
+from ..files.modelfile import SegModel
+from ..model.fused import inference_network
+from ..runtime.allocator import keep_freed_memory
+from ..runtime.cpu_threads import fit_threads_to_cpu_quota
+from ..runtime.devices import autocast, autocast_dtype, host_to_device, resolve_device
+from ..runtime.memory import TilePlan, is_out_of_memory, plan_tiles, release_cached_memory
+from .inputs import as_channels_first, normalize
+from .postprocess import instances_from_probabilities, stitch_planes
+from .tiling import Blender, TileGrid
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferProgress:
+    """Where a prediction is: ``done`` of ``total`` tiles over all planes."""
+
+    done: int
+    total: int
+    plane: int
+    n_planes: int
+    device: str
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 1.0
+
+
+@dataclass
+class Prediction:
+    """Network output for an image: class probabilities and optional attention maps.
+
+    ``probabilities`` is (classes, Y, X) for a plane or (Z, classes, Y, X) for a stack;
+    ``attention`` likewise with one map per gated skip level (finest first), or None.
+    """
+
+    probabilities: np.ndarray
+    attention: np.ndarray | None
+    device: str
+
+
+def _planes(image: np.ndarray, model: SegModel, channel_axis: int | None,
+            prenormalised: bool = False) -> tuple[np.ndarray, bool]:
+    """(Z, C, Y, X) float planes and whether the input was a stack."""
+    planes = as_channels_first(image, model.config.in_channels, channel_axis)
+    is_stack = planes.ndim == 4
+    if not is_stack:
+        planes = planes[np.newaxis]
+    if prenormalised:
+        return planes, is_stack
+    return normalize(planes, model.config.norm_percentiles), is_stack
+
+
+def predict_steps(
+    image: np.ndarray,
+    model: SegModel,
+    config: InferConfig | None = None,
+    channel_axis: int | None = None,
+    return_attention: bool = False,
+    prenormalised: bool = False,
+) -> Generator[InferProgress, None, Prediction]:
+    """Predict class probabilities tile by tile, yielding progress after every batch of tiles.
+
+    ``prenormalised`` skips the model's percentile normalisation (for images already normalised).
+    """
+    config = config or InferConfig()
+    keep_freed_memory()
+    fit_threads_to_cpu_quota()
+    planes, is_stack = _planes(image, model, channel_axis, prenormalised)
+    device = resolve_device(config.device)
+    dtype = autocast_dtype(device, config.precision)
+    network = inference_network(model.network, device)
+
+    plan = plan_tiles(model.config, config, device)
+    probabilities, attention = [], []
+    done = 0
+    for plane_index, plane in enumerate(planes):
+        while True:
+            try:
+                plane_probabilities, plane_attention, n_tiles = yield from _predict_plane(
+                    plane, network, model, plan, device, dtype, return_attention,
+                    _Counter(done, plane_index, len(planes), str(device)))
+                break
+            except Exception as error:  # only allocation failures are retried; the rest re-raised
+                if not is_out_of_memory(error):
+                    raise
+                release_cached_memory(device)
+                smaller = plan.smaller(model.config.multiple)
+                if smaller is None:
+                    raise OutOfMemory(
+                        f"not enough memory for this image even with {plan.tile_size}-pixel tiles one at a "
+                        "time; close other programs or segment it chunk by chunk (attnseg segment-zarr)"
+                    ) from None
+                log.warning("out of memory with %d tiles of %d pixels; retrying with %d of %d",
+                            plan.batch_size, plan.tile_size, smaller.batch_size, smaller.tile_size)
+                plan = smaller
+        done += n_tiles
+        probabilities.append(plane_probabilities)
+        if plane_attention is not None:
+            attention.append(plane_attention)
+
+    if not is_stack:  # a plane's blend as it is: stacking one plane would copy it
+        return Prediction(probabilities[0], attention[0] if attention else None, str(device))
+    return Prediction(np.stack(probabilities), np.stack(attention) if attention else None, str(device))
+
+
+@dataclass(frozen=True)
+class _Counter:
+    """Where a plane's tiles start in the progress count."""
+
+    done_before: int
+    plane: int
+    n_planes: int
+    device: str
+
+
+def _predict_plane(plane, network, model: SegModel, plan: TilePlan, device, dtype, return_attention: bool,
+                   counter: _Counter):
+    """Blend one (C, Y, X) plane's tiles; yields progress after each batch, returns (probs, maps, tiles)."""
+    grid = TileGrid(plane.shape[-2:], plan.tile_size, plan.overlap, model.config.multiple)
+    # planes not reached yet are counted with this plan's tile count, which may still change
+    total = counter.done_before + len(grid) * (counter.n_planes - counter.plane)
+    padded = grid.pad(plane)
+    blender = Blender(grid, model.config.n_classes)
+    attention_blender = None
+    tiles = list(grid)
+    for start in range(0, len(tiles), plan.batch_size):
+        batch_tiles = tiles[start: start + plan.batch_size]
+        batch = np.stack([padded[(slice(None), *tile.slices)] for tile in batch_tiles])
+        class_probs, maps = _forward(network, batch, device, dtype, return_attention)
+        if maps is not None and attention_blender is None:
+            attention_blender = Blender(grid, maps.shape[1])
+        for index, tile in enumerate(batch_tiles):
+            blender.add(tile, class_probs[index])
+            if attention_blender is not None:
+                attention_blender.add(tile, maps[index])
+        done = counter.done_before + start + len(batch_tiles)
+        yield InferProgress(done, total, counter.plane, counter.n_planes, counter.device)
+    maps = attention_blender.result() if attention_blender is not None else None
+    return blender.result(), maps, len(tiles)
+
+
+def _forward(network, batch: np.ndarray, device, dtype, return_attention: bool):
+    tensor = host_to_device(batch, device)
+    with torch.inference_mode(), autocast(device, dtype):
+        output = network(tensor, return_attention=return_attention)
+    logits, maps = output if return_attention else (output, [])
+    class_probs = torch.softmax(logits.float(), dim=1).cpu().numpy()
+    maps_array = torch.cat(maps, dim=1).float().cpu().numpy() if maps else None
+    return class_probs, maps_array
+
+
+def drain(steps: Generator, on_progress=None):
+    """Run a progress generator to the end and return its result.
+
+    ``on_progress``, if given, is called with every report the generator yields.
+    """
+    while True:
+        try:
+            report = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(report)
+
+
+def relay(steps: Generator, convert):
+    """Run the progress generator ``steps`` inside another: yield ``convert(report)`` for each of its
+    reports and return its result (``yield from`` with the reports re-phrased)."""
+    while True:
+        try:
+            report = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        yield convert(report)
+
+
+def predict(image, model: SegModel, config: InferConfig | None = None, channel_axis=None,
+            return_attention: bool = False, prenormalised: bool = False) -> Prediction:
+    """Class probabilities (and attention maps) for ``image``; see ``predict_steps``."""
+    return drain(predict_steps(image, model, config, channel_axis, return_attention, prenormalised))
+
+
+def labels_from_prediction(prediction: Prediction, model: SegModel, config: InferConfig) -> np.ndarray:
+    """Instance labels (int32) from a prediction, stitched across planes for stacks."""
+    probabilities = prediction.probabilities
+    if model.config.task == "semantic":
+        return np.argmax(probabilities, axis=-3).astype(np.int32)
+    planes = probabilities if probabilities.ndim == 4 else probabilities[np.newaxis]
+    labels = np.stack([
+        instances_from_probabilities(plane, config.prob_threshold, config.seed_threshold, config.min_size)
+        for plane in planes
+    ])
+    if probabilities.ndim == 3:
+        return labels[0]
+    return stitch_planes(labels, config.stitch_threshold)
+
+
+def segment(image, model: SegModel | None = None, config: InferConfig | None = None,
+            channel_axis: int | None = None) -> np.ndarray:
+    """Labels (int32) with the image's spatial shape; the bundled model if none is given.
+
+    Instance ids for an instance model (the default); class ids for a semantic model.
+    """
+    from ..files.loading import load_model
+
+    model = model or load_model()
+    config = config or InferConfig()
+    return labels_from_prediction(predict(image, model, config, channel_axis), model, config)
+
+
+@dataclass
+class Segmentation:
+    """What `segment_steps` returns: labels plus the maps a viewer may show.
+
+    ``uncertainty`` is the entropy of the class probabilities scaled to [0, 1] (if asked for).
+    """
+
+    labels: np.ndarray
+    prediction: Prediction
+    uncertainty: np.ndarray | None = None
+
+    @property
+    def foreground(self) -> np.ndarray:
+        """Probability of belonging to any object (1 - background)."""
+        return 1.0 - self.prediction.probabilities[..., 0, :, :]
+
+
+def segment_steps(image, model: SegModel, config: InferConfig | None = None,
+                  channel_axis: int | None = None, return_attention: bool = False,
+                  with_uncertainty: bool = False) -> Generator[InferProgress, None, Segmentation]:
+    """`predict_steps` followed by instance extraction (and uncertainty); returns a Segmentation."""
+    from .uncertainty import normalized_entropy
+
+    config = config or InferConfig()
+    prediction = yield from predict_steps(image, model, config, channel_axis, return_attention)
+    labels = labels_from_prediction(prediction, model, config)
+    uncertainty = normalized_entropy(prediction.probabilities) if with_uncertainty else None
+    return Segmentation(labels, prediction, uncertainty)
