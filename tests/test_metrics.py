@@ -57,3 +57,15 @@ def test_empty_images_agree():
 def test_shape_mismatch_is_an_input_error():
     with pytest.raises(InputError, match="shape"):
         evaluate(np.zeros((4, 4), int), np.zeros((4, 5), int))
+
+
+def test_pooled_sums_matches_over_images():
+    from napari_attnseg.metrics import evaluate, pooled
+
+    truth = np.zeros((20, 40), np.int32)
+    truth[2:8, 2:8], truth[2:8, 12:18], truth[12:18, 2:8] = 1, 2, 3
+    perfect = evaluate(truth, truth)
+    empty = evaluate(np.zeros_like(truth), truth)
+    result = pooled([perfect, empty])
+    assert result["ap50"] == pytest.approx(3 / 6) and result["n_true"] == 6 and result["images"] == 2
+    assert result["mean_ap50"] == pytest.approx(0.5)

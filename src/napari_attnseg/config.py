@@ -11,6 +11,8 @@ from .errors import ConfigError
 ATTENTION_TYPES = ("gate", "se", "nonlocal", "none")
 TASKS = ("instance", "semantic")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+INPUT_TRANSFORMS = ("none", "auto")
+MODALITIES = ("auto", "fluorescence", "brightfield", "he")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 T = TypeVar("T", bound="_Config")
@@ -59,6 +61,11 @@ class ModelConfig(_Config):
         depth: number of resolution levels (depth - 1 poolings).
         attention: "gate" (Oktay et al. 2018), "se", "nonlocal" or "none".
         norm_percentiles: (low, high) percentiles mapped to 0 and 1 for every input channel.
+        input_transform: "none" feeds the image as it is (an RGB image to a 1-channel model as the
+            mean of its colours); "auto" (1-channel models) tells fluorescence, brightfield and H&E
+            apart and feeds one channel with the objects bright (inference/modality.py).
+        diameter: the median object diameter (pixels) the model was trained at; images are rescaled
+            so their objects have this size (InferConfig.diameter). None: no rescaling.
     """
 
     in_channels: int = 1
@@ -68,6 +75,8 @@ class ModelConfig(_Config):
     depth: int = 4
     attention: str = "gate"
     norm_percentiles: tuple[float, float] = (1.0, 99.8)
+    input_transform: str = "none"
+    diameter: float | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.in_channels, int) and 1 <= self.in_channels <= 64,
@@ -86,6 +95,12 @@ class ModelConfig(_Config):
         low, high = self.norm_percentiles
         _check(0.0 <= low < high <= 100.0,
                f"norm_percentiles must satisfy 0 <= low < high <= 100, got {self.norm_percentiles!r}")
+        _check(self.input_transform in INPUT_TRANSFORMS,
+               f"input_transform must be one of {INPUT_TRANSFORMS}, got {self.input_transform!r}")
+        _check(self.input_transform == "none" or self.in_channels == 1,
+               "input_transform 'auto' makes one grey channel; it needs in_channels=1")
+        _check(self.diameter is None or (isinstance(self.diameter, (int, float)) and 2.0 <= self.diameter <= 500.0),
+               f"diameter must be None or 2..500 pixels, got {self.diameter!r}")
 
     @property
     def multiple(self) -> int:
@@ -114,6 +129,11 @@ class InferConfig(_Config):
         stitch_threshold: IoU above which objects on neighbouring z-planes are joined.
         memory_budget_mb: memory the tiles may take; 0 (the default) means half of what the device
             has free. Tiles and batches shrink to fit it, and shrink again if an allocation fails.
+        diameter: the objects' typical diameter in pixels; the image is rescaled so that they have the
+            size the model was trained at, and the labels come back on the image's own grid. None
+            (the default): estimated from the image. Models trained without a diameter ignore it.
+        modality: "auto" (the default), "fluorescence", "brightfield" or "he", for models whose
+            input_transform is "auto"; others ignore it.
     """
 
     tile_size: int = 768
@@ -126,6 +146,8 @@ class InferConfig(_Config):
     min_size: int = 15
     stitch_threshold: float = 0.25
     memory_budget_mb: int = 0
+    diameter: float | None = None
+    modality: str = "auto"
 
     def __post_init__(self) -> None:
         _check(isinstance(self.tile_size, int) and self.tile_size >= 16,
@@ -145,6 +167,9 @@ class InferConfig(_Config):
                    f"{name} must be between 0 and 1, got {value!r}")
         _check(isinstance(self.min_size, int) and self.min_size >= 0,
                f"min_size must be an integer >= 0, got {self.min_size!r}")
+        _check(self.diameter is None or (isinstance(self.diameter, (int, float)) and 1.0 <= self.diameter <= 2000.0),
+               f"diameter must be None (estimate it) or 1..2000 pixels, got {self.diameter!r}")
+        _check(self.modality in MODALITIES, f"modality must be one of {MODALITIES}, got {self.modality!r}")
 
 
 @dataclass(frozen=True)
@@ -161,7 +186,10 @@ class TrainConfig(_Config):
         weight_decay: AdamW weight decay.
         val_fraction: share of the checked data held back for validation.
         patience: epochs without a better validation score before stopping early.
-        augment: random flips, 90-degree rotations and intensity jitter.
+        augment: random flips, 90-degree rotations, intensity jitter, blur, noise and (see
+            scale_jitter) object-size jitter.
+        scale_jitter: with augment, each crop is rescaled by a random factor within 1/scale_jitter ..
+            scale_jitter (1 turns it off).
         boundary_weight: cross-entropy weight of the boundary class.
         seed: seeds crops, augmentation and weight updates.
         device: as in InferConfig.
@@ -181,6 +209,7 @@ class TrainConfig(_Config):
     val_fraction: float = 0.2
     patience: int = 15
     augment: bool = True
+    scale_jitter: float = 1.25
     boundary_weight: float = 2.0
     seed: int = 0
     device: str = "auto"
@@ -205,6 +234,8 @@ class TrainConfig(_Config):
         _check(isinstance(self.patience, int) and self.patience >= 1,
                f"patience must be >= 1, got {self.patience!r}")
         _check(self.boundary_weight > 0, "boundary_weight must be > 0")
+        _check(isinstance(self.scale_jitter, (int, float)) and 1.0 <= self.scale_jitter <= 4.0,
+               f"scale_jitter must be 1..4, got {self.scale_jitter!r}")
         _check(self.device in DEVICES, f"device must be one of {DEVICES}, got {self.device!r}")
         _check(self.precision in PRECISIONS,
                f"precision must be one of {PRECISIONS}, got {self.precision!r}")

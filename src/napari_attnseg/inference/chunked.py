@@ -18,9 +18,10 @@ from typing import Any, Generator
 
 import numpy as np
 
-from ..config import InferConfig
+from ..config import InferConfig, ModelConfig
 from ..errors import InputError
-from .inputs import match_channels
+from .inputs import match_channels, percentile_range
+from .modality import detect, to_grey
 
 
 def _segment_block_steps(block: np.ndarray, model, config: InferConfig, low: np.ndarray, scale: np.ndarray):
@@ -39,19 +40,20 @@ def _segment_block(block: np.ndarray, model, config: InferConfig, low: np.ndarra
     return drain(_segment_block_steps(block, model, config, low, scale))
 
 
-def _global_range(array, percentiles: tuple[float, float],
-                  max_samples: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel normalisation offset and scale ((C, 1, 1) float32) of a whole (C, Y, X) image,
-    from a regular subsample of it."""
+def _subsample(array, max_samples: int = 4_000_000) -> np.ndarray:
+    """A regular subsample of a lazy (C, Y, X) image, computed (float32)."""
     step = max(1, int(np.ceil(np.sqrt(array.size / array.shape[0] / max_samples))))
-    sample = np.asarray(array[:, ::step, ::step].compute(), dtype=np.float32)
-    low, high = np.percentile(sample.reshape(len(sample), -1), percentiles, axis=1)
-    scale = np.maximum(high - low, 1e-6)
-    return low.astype(np.float32)[:, None, None], scale.astype(np.float32)[:, None, None]
+    return np.asarray(array[:, ::step, ::step].compute(), dtype=np.float32)
 
 
-def _model_input(image, in_channels: int, channel_axis: int | None, chunk: int):
-    """The image as a lazy (C, Y, X) dask array with the model's channels; level 0 of a pyramid."""
+def _grey_block(block: np.ndarray, modality: str) -> np.ndarray:
+    return to_grey(np.asarray(block, dtype=np.float32), modality)[0]
+
+
+def _model_input(image, config: ModelConfig, channel_axis: int | None, chunk: int,
+                 modality: str = "auto") -> tuple:
+    """The image as a lazy (C, Y, X) dask array of what the model reads (level 0 of a pyramid), and
+    the modality it was read as (None for models that take images as they are)."""
     import dask.array as da
 
     if isinstance(image, Sequence):  # a multiscale pyramid (a list, or napari's MultiScaleData)
@@ -61,18 +63,37 @@ def _model_input(image, in_channels: int, channel_axis: int | None, chunk: int):
         if array.ndim != 2:
             raise InputError(f"chunked segmentation takes a 2D image (or give its channel axis), "
                              f"got shape {array.shape}")
-        return array[np.newaxis]
-    if array.ndim != 3 or not -3 <= channel_axis < 3:
-        raise InputError(f"chunked segmentation takes a 2D image with one channel axis, got shape "
-                         f"{array.shape} with channel axis {channel_axis}")
-    return match_channels(da.moveaxis(array, channel_axis, 0), in_channels)
+        array = array[np.newaxis]
+    else:
+        if array.ndim != 3 or not -3 <= channel_axis < 3:
+            raise InputError(f"chunked segmentation takes a 2D image with one channel axis, got shape "
+                             f"{array.shape} with channel axis {channel_axis}")
+        array = da.moveaxis(array, channel_axis, 0)
+    if config.input_transform == "none":
+        return match_channels(array, config.in_channels), None
+    if modality == "auto":  # one decision for the whole image, from a subsample of it
+        modality = detect(_subsample(array))
+    grey = array.rechunk({0: -1}).map_blocks(_grey_block, modality=modality, dtype=np.float32,
+                                             chunks=((1,),) + array.rechunk({0: -1}).chunks[1:])
+    return grey, modality
 
 
-def _prepare(image, model, chunk: int, halo: int, channel_axis: int | None):
-    """(C, Y, X) input chunked spatially, the same with halos, and the global normalisation."""
+def _central_window(array, edge: int = 2048) -> np.ndarray:
+    """The central (C, edge, edge) window of a lazy (C, Y, X) image, computed."""
+    starts = [max(0, (side - edge) // 2) for side in array.shape[1:]]
+    return np.asarray(array[:, starts[0]: starts[0] + edge, starts[1]: starts[1] + edge].compute(),
+                      dtype=np.float32)
+
+
+def _prepare(image, model, config: InferConfig, chunk: int, halo: int, channel_axis: int | None):
+    """(C, Y, X) input with halos, the global normalisation, and the config every chunk runs with:
+    one modality and one object diameter for the whole image (each chunk deciding its own would
+    make neighbours disagree)."""
     import dask.array as da
 
-    array = _model_input(image, model.config.in_channels, channel_axis, chunk)
+    from .predict import drain, predict_steps
+
+    array, _modality = _model_input(image, model.config, channel_axis, chunk, config.modality)
     if halo < 16 or halo >= chunk // 2:
         raise InputError(f"halo must be 16 .. chunk/2, got {halo} for chunks of {chunk}")
     array = array.rechunk({0: -1, 1: chunk, 2: chunk})
@@ -81,8 +102,12 @@ def _prepare(image, model, chunk: int, halo: int, channel_axis: int | None):
                                2: _even_chunks(array.shape[2], chunk, halo)})
     # No padding at the image's own edges: mirrored nuclei there would be segmented differently.
     with_halo = da.overlap.overlap(array, depth={0: 0, 1: halo, 2: halo}, boundary="none")
-    low, scale = _global_range(array, model.config.norm_percentiles)
-    return with_halo, low, scale
+    low, scale = percentile_range(_subsample(array), model.config.norm_percentiles)
+    if model.config.diameter and config.diameter is None:
+        window = (_central_window(array) - low) / scale
+        estimate = drain(predict_steps(window, model, config, channel_axis=0, prenormalised=True))
+        config = config.replace(diameter=estimate.diameter or model.config.diameter)
+    return with_halo, low, scale, config
 
 
 def _block_max(block: np.ndarray) -> np.ndarray:
@@ -160,7 +185,7 @@ def segment_dask(image, model, config: InferConfig | None = None, chunk: int = 1
     ``.compute()`` or ``.to_zarr()`` on the result then only renumbers.
     """
     config = config or InferConfig()
-    with_halo, low, scale = _prepare(image, model, chunk, halo, channel_axis)
+    with_halo, low, scale, config = _prepare(image, model, config, chunk, halo, channel_axis)
     # The one expensive step, kept in (cluster) memory: everything after it only reads it.
     local = with_halo.map_blocks(_segment_block, model=model, config=config, low=low, scale=scale,
                                  drop_axis=0, dtype=np.int32).persist()
@@ -350,7 +375,7 @@ def segment_large_steps(image, model, config: InferConfig | None = None, channel
     if labels_path is not None and Path(labels_path).exists():
         raise InputError(f"{labels_path} exists; choose a new path for the labels")
     yield ChunkProgress(0, 0, "reading", device)  # a Stop here skips the pass over the whole image
-    with_halo, low, scale = _prepare(image, model, chunk, halo, channel_axis)
+    with_halo, low, scale, config = _prepare(image, model, config, chunk, halo, channel_axis)
     rows, cols = with_halo.numblocks[1:]
     with tempfile.TemporaryDirectory(prefix="attnseg-chunks-") as scratch_folder:
         scratch = zarr.open_group(scratch_folder, mode="w")

@@ -4,15 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import ModelConfig
 from ..errors import InputError
+from .modality import to_grey
 
 
-def as_channels_first(image: np.ndarray, in_channels: int, channel_axis: int | None) -> np.ndarray:
+def model_input(image, config: ModelConfig, channel_axis: int | None, modality: str = "auto"):
+    """What ``config``'s network reads of ``image``: float32 (C, Y, X) or (Z, C, Y, X), not normalised,
+    and the modality it was read as ("fluorescence", "brightfield", "he"; None for models that take
+    the image as it is)."""
+    if config.input_transform == "none":
+        return as_channels_first(image, config.in_channels, channel_axis), None
+    planes = as_channels_first(image, None, channel_axis)
+    grey, used = to_grey(planes, modality)
+    return grey, used
+
+
+def as_channels_first(image: np.ndarray, in_channels: int | None, channel_axis: int | None) -> np.ndarray:
     """Validate ``image`` and return it as float32 (C, Y, X) or (Z, C, Y, X).
 
     Args:
         image: (Y, X), (Z, Y, X), or either with a channel axis given by ``channel_axis``.
-        in_channels: channels the model expects (a grey image is repeated for RGB models only if 1).
+        in_channels: channels the model expects (an RGB image becomes its mean for 1); None keeps them.
         channel_axis: index of the channel axis in ``image``, or None for single-channel images.
     """
     image = np.asarray(image)
@@ -40,8 +53,9 @@ def as_channels_first(image: np.ndarray, in_channels: int, channel_axis: int | N
             "give channel_axis= for multichannel images"
         )
     given_axis = channel_axis is not None
-    image = match_channels(image, in_channels, f"the image of shape {original_shape}",
-                           "; is channel_axis right?" if given_axis else "")
+    if in_channels is not None:
+        image = match_channels(image, in_channels, f"the image of shape {original_shape}",
+                               "; is channel_axis right?" if given_axis else "")
     if min(image.shape[-2:]) < 4:
         hint = ""
         if not given_axis and len(original_shape) == 3 and original_shape[-1] < 4:
@@ -70,14 +84,22 @@ def match_channels(image, in_channels: int, what: str = "the image", hint: str =
     raise InputError(f"the model reads {in_channels} channel(s) but {what} has {channels}{hint}")
 
 
-def normalize(image: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
-    """Map each channel's low/high percentile to 0/1 (float32, not clipped)."""
+def percentile_range(image: np.ndarray, percentiles: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (low, scale) that map the low/high percentile to 0/1, shaped to broadcast against
+    ``image``: (C, Y, X) and (Z, C, Y, X) have one range per channel (over the whole stack)."""
     image = np.asarray(image, dtype=np.float32)
     axes = tuple(range(image.ndim - 2, image.ndim)) if image.ndim >= 3 else None
-    if image.ndim == 4:  # (Z, C, Y, X): one range per channel over the whole stack
+    if image.ndim == 4:
         axes = (0, 2, 3)
     low, high = np.percentile(image, percentiles, axis=axes, keepdims=True)  # one partition for both
     scale = np.maximum(high - low, 1e-6 * np.maximum(np.abs(high), 1.0))
+    return low.astype(np.float32), scale.astype(np.float32)
+
+
+def normalize(image: np.ndarray, percentiles: tuple[float, float]) -> np.ndarray:
+    """Map each channel's low/high percentile to 0/1 (float32, not clipped)."""
+    image = np.asarray(image, dtype=np.float32)
+    low, scale = percentile_range(image, percentiles)
     return ((image - low) / scale).astype(np.float32)
 
 

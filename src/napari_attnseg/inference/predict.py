@@ -17,8 +17,17 @@ from ..runtime.allocator import keep_freed_memory
 from ..runtime.cpu_threads import fit_threads_to_cpu_quota
 from ..runtime.devices import autocast, autocast_dtype, host_to_device, resolve_device
 from ..runtime.memory import TilePlan, is_out_of_memory, plan_tiles, release_cached_memory
-from .inputs import as_channels_first, normalize
+from .inputs import as_channels_first, model_input, normalize
 from .postprocess import instances_from_probabilities, stitch_planes
+from .scale import (
+    equivalent_diameters,
+    factor_for,
+    interior_diameters,
+    next_factor,
+    probe_window,
+    resize,
+    scaled_shape,
+)
 from .tiling import Blender, TileGrid
 
 log = logging.getLogger(__name__)
@@ -43,25 +52,35 @@ class InferProgress:
 class Prediction:
     """Network output for an image: class probabilities and optional attention maps.
 
-    ``probabilities`` is (classes, Y, X) for a plane or (Z, classes, Y, X) for a stack;
-    ``attention`` likewise with one map per gated skip level (finest first), or None.
+    ``probabilities`` is (classes, Y, X) for a plane or (Z, classes, Y, X) for a stack, on the image's
+    own grid; ``attention`` likewise with one map per gated skip level (finest first), or None.
+    ``diameter`` is the object diameter used (given or estimated; None for models without one),
+    ``scale`` the factor the image was rescaled by for the network, ``modality`` how the image was
+    read ("fluorescence", "brightfield", "he"; None for models that take it as it is).
     """
 
     probabilities: np.ndarray
     attention: np.ndarray | None
     device: str
+    diameter: float | None = None
+    scale: float = 1.0
+    modality: str | None = None
 
 
-def _planes(image: np.ndarray, model: SegModel, channel_axis: int | None,
-            prenormalised: bool = False) -> tuple[np.ndarray, bool]:
-    """(Z, C, Y, X) float planes and whether the input was a stack."""
-    planes = as_channels_first(image, model.config.in_channels, channel_axis)
+def _planes(image: np.ndarray, model: SegModel, config: InferConfig, channel_axis: int | None,
+            prenormalised: bool = False) -> tuple[np.ndarray, bool, str | None]:
+    """(Z, C, Y, X) normalised planes the network reads, whether the input was a stack, and the
+    modality it was read as. ``prenormalised``: ``image`` already is what the network reads."""
+    if prenormalised:
+        planes, modality = as_channels_first(image, model.config.in_channels, channel_axis), None
+    else:
+        planes, modality = model_input(image, model.config, channel_axis, config.modality)
     is_stack = planes.ndim == 4
     if not is_stack:
         planes = planes[np.newaxis]
     if prenormalised:
-        return planes, is_stack
-    return normalize(planes, model.config.norm_percentiles), is_stack
+        return planes, is_stack, modality
+    return normalize(planes, model.config.norm_percentiles), is_stack, modality
 
 
 def predict_steps(
@@ -74,20 +93,37 @@ def predict_steps(
 ) -> Generator[InferProgress, None, Prediction]:
     """Predict class probabilities tile by tile, yielding progress after every batch of tiles.
 
-    ``prenormalised`` skips the model's percentile normalisation (for images already normalised).
+    For a model trained at an object size (``ModelConfig.diameter``), the image is first rescaled so
+    its objects have that size (``config.diameter``, or estimated by the network on a window of the
+    image), and the probabilities are resized back to the image's grid. ``prenormalised``: the image
+    is already what the network reads (converted and normalised; it is still rescaled by diameter).
     """
     config = config or InferConfig()
     keep_freed_memory()
     fit_threads_to_cpu_quota()
-    planes, is_stack = _planes(image, model, channel_axis, prenormalised)
+    planes, is_stack, modality = _planes(image, model, config, channel_axis, prenormalised)
     device = resolve_device(config.device)
     dtype = autocast_dtype(device, config.precision)
     network = inference_network(model.network, device)
-
     plan = plan_tiles(model.config, config, device)
+
+    diameter, factor, reused = config.diameter, 1.0, None
+    if model.config.diameter:
+        if diameter is None:
+            diameter, reused = yield from _estimate_diameter(planes, network, model, config, plan, device, dtype,
+                                                             return_attention)
+        factor = factor_for(model.config.diameter, diameter)
+    if reused is not None and factor == 1.0 and not is_stack:
+        probabilities, maps = reused
+        yield InferProgress(1, 1, 0, 1, str(device))
+        return Prediction(probabilities, maps, str(device), diameter, factor, modality)
+
+    shape = planes.shape[-2:]
     probabilities, attention = [], []
     done = 0
     for plane_index, plane in enumerate(planes):
+        if factor != 1.0:
+            plane = resize(plane, scaled_shape(shape, factor))
         while True:
             try:
                 plane_probabilities, plane_attention, n_tiles = yield from _predict_plane(
@@ -108,13 +144,51 @@ def predict_steps(
                             plan.batch_size, plan.tile_size, smaller.batch_size, smaller.tile_size)
                 plan = smaller
         done += n_tiles
-        probabilities.append(plane_probabilities)
+        probabilities.append(resize(plane_probabilities, shape))
         if plane_attention is not None:
-            attention.append(plane_attention)
+            attention.append(resize(plane_attention, shape))
 
     if not is_stack:  # a plane's blend as it is: stacking one plane would copy it
-        return Prediction(probabilities[0], attention[0] if attention else None, str(device))
-    return Prediction(np.stack(probabilities), np.stack(attention) if attention else None, str(device))
+        return Prediction(probabilities[0], attention[0] if attention else None, str(device), diameter, factor,
+                          modality)
+    return Prediction(np.stack(probabilities), np.stack(attention) if attention else None, str(device),
+                      diameter, factor, modality)
+
+
+def _estimate_diameter(planes, network, model: SegModel, config: InferConfig, plan: TilePlan, device, dtype,
+                       return_attention: bool):
+    """The objects' median diameter in image pixels, asked of the network on a central window of the
+    middle plane (see scale.py); returns (diameter or None, the probe's (probabilities, maps) when it
+    covered the whole plane at scale 1, else None)."""
+    plane = planes[len(planes) // 2]
+    shape = plane.shape[-2:]
+    target = model.config.diameter
+    min_size = max(4, int(0.05 * target**2))  # fragments far below the model's size do not count
+    factor, diameter, tried = 1.0, None, []
+    for _attempt in range(4):
+        window = probe_window(shape, factor)
+        crop = plane[(slice(None), *window)]
+        crop = resize(crop, scaled_shape(crop.shape[-2:], factor)) if factor != 1.0 else crop
+        probabilities, maps, _tiles = yield from _predict_plane(
+            crop, network, model, plan, device, dtype, return_attention and factor == 1.0,
+            _Counter(0, 0, 1, str(device)), report=False)
+        tried.append(factor)
+        whole = factor == 1.0 and crop.shape[-2:] == shape
+        labels = instances_from_probabilities(probabilities, config.prob_threshold, config.seed_threshold, min_size)
+        found, following = next_factor(target, factor, interior_diameters(labels) if not whole
+                                       else equivalent_diameters(labels))
+        if found is None:  # too few objects here: try far smaller, then far larger, objects' scale
+            following = next((f for f in (0.25, 3.0) if f not in tried), None)
+        else:
+            diameter = found
+        yield InferProgress(0, 1, 0, 1, str(device))
+        if following is None:
+            break
+        factor = following
+    reused = (probabilities, maps) if whole and tried[-1] == 1.0 else None
+    if diameter is not None and factor_for(target, diameter) != 1.0:
+        reused = None
+    return diameter, reused
 
 
 @dataclass(frozen=True)
@@ -128,7 +202,7 @@ class _Counter:
 
 
 def _predict_plane(plane, network, model: SegModel, plan: TilePlan, device, dtype, return_attention: bool,
-                   counter: _Counter):
+                   counter: _Counter, report: bool = True):
     """Blend one (C, Y, X) plane's tiles; yields progress after each batch, returns (probs, maps, tiles)."""
     grid = TileGrid(plane.shape[-2:], plan.tile_size, plan.overlap, model.config.multiple)
     # planes not reached yet are counted with this plan's tile count, which may still change
@@ -148,7 +222,8 @@ def _predict_plane(plane, network, model: SegModel, plan: TilePlan, device, dtyp
             if attention_blender is not None:
                 attention_blender.add(tile, maps[index])
         done = counter.done_before + start + len(batch_tiles)
-        yield InferProgress(done, total, counter.plane, counter.n_planes, counter.device)
+        if report:
+            yield InferProgress(done, total, counter.plane, counter.n_planes, counter.device)
     maps = attention_blender.result() if attention_blender is not None else None
     return blender.result(), maps, len(tiles)
 

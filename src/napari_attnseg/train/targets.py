@@ -32,17 +32,23 @@ def instance_targets(labels: np.ndarray) -> np.ndarray:
 def augment(
     image: np.ndarray, targets: np.ndarray, weights: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Random 90-degree rotation, flip and intensity jitter of a (C, Y, X) crop and its targets."""
+    """Random 90-degree rotation and flip of a (C, Y, X) crop and its targets; then, on the image only,
+    intensity jitter (gain, offset, gamma), and now and then a blur or camera noise."""
     turns = int(rng.integers(4))
     image = np.rot90(image, turns, axes=(-2, -1))
     targets = np.rot90(targets, turns, axes=(-2, -1))
     weights = np.rot90(weights, turns, axes=(-2, -1))
     if rng.random() < 0.5:
         image, targets, weights = image[..., ::-1], targets[..., ::-1], weights[..., ::-1]
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    if rng.random() < 0.25:  # out of focus, or a lower-resolution objective
+        image = ndi.gaussian_filter(image, sigma=(0.0, *(2 * [float(rng.uniform(0.5, 1.5))])))
     gain = float(np.exp(rng.normal(0.0, 0.25)))
     offset = float(rng.normal(0.0, 0.05))
     gamma = float(np.exp(rng.normal(0.0, 0.15)))
     image = np.sign(image) * np.abs(image) ** gamma * gain + offset
+    if rng.random() < 0.25:  # a noisier camera or a shorter exposure
+        image = image + rng.normal(0.0, float(rng.uniform(0.01, 0.08)), image.shape).astype(np.float32)
     return (
         np.ascontiguousarray(image, dtype=np.float32),
         np.ascontiguousarray(targets),

@@ -10,7 +10,8 @@ import numpy as np
 from ..config import InferConfig, TrainConfig
 from ..errors import InputError
 from ..files.modelfile import SegModel
-from ..inference.inputs import as_channels_first, check_labels, check_mask, normalize
+from ..inference.inputs import check_labels, check_mask, model_input, normalize
+from ..inference.scale import factor_for, median_diameter, resize, resize_labels, scaled_shape
 from ..metrics import evaluate
 from .targets import augment, instance_targets
 
@@ -20,17 +21,23 @@ _MIN_VALIDATION_ROWS = 24
 
 @dataclass
 class Sample:
-    """One training plane: normalised image (C, Y, X), targets and per-pixel loss weights."""
+    """One training plane as the network sees it: normalised image (C, Y, X) at the model's object
+    size, labels, targets and per-pixel loss weights; ``scale``: how much the plane was rescaled."""
 
     image: np.ndarray
     labels: np.ndarray
     targets: np.ndarray
     weights: np.ndarray
     val_mask: np.ndarray | None = None
+    scale: float = 1.0
+    instance: bool = True  # targets are instance_targets(labels); else the labels are the classes
 
 
-def build_samples(model: SegModel, images, labels, masks, channel_axis) -> list[Sample]:
-    """Validate the triples and turn stacks into planes."""
+def build_samples(model: SegModel, images, labels, masks, channel_axis, modality: str = "auto") -> list[Sample]:
+    """Validate the triples and turn stacks into planes at the model's object size.
+
+    ``modality``: how to read the images, for models with ``input_transform="auto"``.
+    """
     images = list(images)
     labels = list(labels)
     masks = [None] * len(images) if masks is None else list(masks)
@@ -41,7 +48,7 @@ def build_samples(model: SegModel, images, labels, masks, channel_axis) -> list[
                          "give one of each per image")
     samples = []
     for index, (image, label_image, mask) in enumerate(zip(images, labels, masks)):
-        planes = as_channels_first(image, model.config.in_channels, channel_axis)
+        planes, _modality = model_input(image, model.config, channel_axis, modality)
         spatial = planes.shape[:1] + planes.shape[2:] if planes.ndim == 4 else planes.shape[1:]
         planes = planes if planes.ndim == 4 else planes[np.newaxis]
         label_planes = check_labels(label_image, spatial, name=f"labels[{index}]")
@@ -49,7 +56,12 @@ def build_samples(model: SegModel, images, labels, masks, channel_axis) -> list[
         label_planes = label_planes.reshape((-1,) + planes.shape[2:])
         mask_planes = mask_planes.reshape((-1,) + planes.shape[2:])
         normalised = normalize(planes, model.config.norm_percentiles)
+        factor = _factor(model, normalised, label_planes, mask_planes)
         for plane, plane_labels, plane_mask in zip(normalised, label_planes, mask_planes):
+            if factor != 1.0:
+                shape = scaled_shape(plane.shape[-2:], factor)
+                plane = resize(plane, shape)
+                plane_labels, plane_mask = resize_labels(plane_labels, shape), resize_labels(plane_mask, shape)
             if model.config.task == "instance":
                 targets = instance_targets(plane_labels)
             else:
@@ -57,12 +69,27 @@ def build_samples(model: SegModel, images, labels, masks, channel_axis) -> list[
                     raise InputError(f"labels[{index}] has class {plane_labels.max()} but the model "
                                      f"has {model.config.n_classes} classes")
                 targets = plane_labels.astype(np.uint8)
-            samples.append(Sample(plane, plane_labels, targets, plane_mask.astype(np.float32)))
+            samples.append(Sample(plane, plane_labels, targets, plane_mask.astype(np.float32), scale=factor,
+                                  instance=model.config.task == "instance"))
     # Planes nobody checked (say, the rest of a stack) carry no training signal.
     samples = [sample for sample in samples if sample.weights.any()]
     if not samples:
         raise InputError("the masks check no pixel: mark at least one reviewed region to train on")
     return samples
+
+
+def _factor(model: SegModel, planes: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> float:
+    """How much to rescale an image so its objects have the model's size: from the median diameter
+    of the checked objects, or (none checked) as inference would estimate it."""
+    if not model.config.diameter or model.config.task != "instance":
+        return 1.0
+    diameter = median_diameter(np.where(mask, labels, 0))
+    if diameter is None:
+        from ..inference.predict import predict
+
+        diameter = predict(planes[len(planes) // 2], model, InferConfig(device="cpu"), channel_axis=0,
+                           prenormalised=True).diameter
+    return factor_for(model.config.diameter, diameter)
 
 
 def split_validation(samples: list[Sample], val_fraction: float, rng: np.random.Generator):
@@ -106,22 +133,36 @@ def _span(occupied: np.ndarray) -> int:
 
 
 def sample_batch(samples: list[Sample], config: TrainConfig, rng: np.random.Generator):
-    """A batch of random crops centred on checked pixels (images, targets, weights)."""
+    """A batch of random crops centred on checked pixels (images, targets, weights).
+
+    With ``config.augment`` and ``config.scale_jitter`` > 1, each crop is cut at a random scale
+    within that factor of the sample's and resized to ``crop_size``, so the model learns a range of
+    object sizes around the one it is trained at.
+    """
     pixel_counts = np.array([sample.weights.sum() for sample in samples], dtype=np.float64)
     probabilities = np.sqrt(pixel_counts) / np.sqrt(pixel_counts).sum()
     images, targets, weights = [], [], []
     size = config.crop_size
     for _ in range(config.batch_size):
         sample = samples[rng.choice(len(samples), p=probabilities)]
-        image, target, weight = _padded(sample, size)
+        jitter = 1.0
+        if config.augment and config.scale_jitter > 1.0:
+            jitter = float(np.exp(rng.uniform(-np.log(config.scale_jitter), np.log(config.scale_jitter))))
+        source = max(16, int(round(size / jitter)))
+        image, target, weight, labels = _padded(sample, source)
         checked = np.flatnonzero(weight)
         centre = np.unravel_index(rng.choice(checked), weight.shape)
-        y0 = int(np.clip(centre[0] - size // 2 + rng.integers(-size // 4, size // 4 + 1),
-                         0, weight.shape[0] - size))
-        x0 = int(np.clip(centre[1] - size // 2 + rng.integers(-size // 4, size // 4 + 1),
-                         0, weight.shape[1] - size))
-        window = (slice(y0, y0 + size), slice(x0, x0 + size))
+        y0 = int(np.clip(centre[0] - source // 2 + rng.integers(-source // 4, source // 4 + 1),
+                         0, weight.shape[0] - source))
+        x0 = int(np.clip(centre[1] - source // 2 + rng.integers(-source // 4, source // 4 + 1),
+                         0, weight.shape[1] - source))
+        window = (slice(y0, y0 + source), slice(x0, x0 + source))
         crop = (image[(slice(None), *window)], target[window], weight[window])
+        if source != size:
+            crop_labels = resize_labels(labels[window], (size, size))
+            crop = (resize(crop[0], (size, size)),
+                    instance_targets(crop_labels) if sample.instance else resize_labels(crop[1], (size, size)),
+                    resize_labels(crop[2], (size, size)))
         if config.augment:
             crop = augment(*crop, rng)
         images.append(crop[0])
@@ -131,14 +172,16 @@ def sample_batch(samples: list[Sample], config: TrainConfig, rng: np.random.Gene
 
 
 def _padded(sample: Sample, size: int):
+    """The sample's image, targets, weights and labels, padded to at least ``size`` on each side."""
     pad_y = max(0, size - sample.weights.shape[0])
     pad_x = max(0, size - sample.weights.shape[1])
     if pad_y == 0 and pad_x == 0:
-        return sample.image, sample.targets, sample.weights
+        return sample.image, sample.targets, sample.weights, sample.labels
     image = np.pad(sample.image, ((0, 0), (0, pad_y), (0, pad_x)), mode="edge")
     targets = np.pad(sample.targets, ((0, pad_y), (0, pad_x)))
     weights = np.pad(sample.weights, ((0, pad_y), (0, pad_x)))
-    return image, targets, weights
+    labels = np.pad(sample.labels, ((0, pad_y), (0, pad_x)))
+    return image, targets, weights, labels
 
 
 def validate(model: SegModel, samples: Sequence[Sample], infer_config: InferConfig) -> dict[str, float]:
@@ -155,7 +198,9 @@ def validate(model: SegModel, samples: Sequence[Sample], infer_config: InferConf
         x0, x1 = max(cols.min() - _VALIDATION_CONTEXT, 0), cols.max() + 1 + _VALIDATION_CONTEXT
         window = (slice(y0, y1), slice(x0, x1))
         crop = sample.image[(slice(None), *window)]
-        prediction = predict(crop, model, infer_config, channel_axis=0, prenormalised=True)
+        # the sample is at the model's object size already: no estimate, no rescaling
+        prediction = predict(crop, model, infer_config.replace(diameter=model.config.diameter), channel_axis=0,
+                             prenormalised=True)
         predicted = labels_from_prediction(prediction, model, infer_config)
         region = sample.val_mask[window]
         true_labels = remove_small(np.where(region, sample.labels[window], 0), 2)
