@@ -1,4 +1,4 @@
-"""`python -m napari_attnseg`: open napari with the plugin's widgets and its sample data."""
+"""`python -m napari_attnseg`: open napari with the AttnSeg dock and its sample data."""
 
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ def main(argv: list[str] | None = None) -> int:
 
     viewer = napari.Viewer(title="napari-attnseg")
     viewer.open_sample("napari-attnseg", "nuclei")
-    docks = {}
-    for name in ("AttnSeg: Images", "AttnSeg: Segment", "AttnSeg: Correct", "AttnSeg: Fine-tune",
-                 "AttnSeg: Compare", "AttnSeg: Model"):
-        docks[name], _widget = viewer.window.add_plugin_dock_widget("napari-attnseg", name,
-                                                                    tabify=name != "AttnSeg: Images")
-    docks["AttnSeg: Segment"].raise_()  # the tab to start with; the last one added would be on top
+    # one dock with tabs Images / Segment / Correct / Fine-tune / Compare / Model, through napari's
+    # plugin manager as the Plugins menu opens it (the widgets get a proxy of the viewer)
+    viewer.window.add_plugin_dock_widget("napari-attnseg", "AttnSeg")
     if args.screenshot is not None:
         from qtpy.QtWidgets import QApplication
 

@@ -40,6 +40,7 @@ def notices(monkeypatch):
 
 
 def _notifying_modules():
+    import napari_attnseg._qt._common as common
     import napari_attnseg._qt._session as session
     import napari_attnseg._qt._workers as workers
     from napari_attnseg._qt import (
@@ -51,7 +52,7 @@ def _notifying_modules():
         segment_widget,
     )
 
-    return (session, workers, compare_widget, correct_widget, finetune_widget, images_widget, model_widget,
+    return (common, session, workers, compare_widget, correct_widget, finetune_widget, images_widget, model_widget,
             segment_widget)
 
 

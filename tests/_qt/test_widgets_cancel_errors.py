@@ -5,7 +5,7 @@ import numpy as np
 from napari_attnseg._qt import CorrectWidget, SegmentWidget
 from napari_attnseg._qt._session import session_for
 
-from .helpers import finetune_widget_for, segment_layer, wait_idle
+from .helpers import finetune_widget_for, quick_training, segment_layer, wait_idle
 
 
 def test_cancel_segmentation_leaves_layers_unchanged(viewer, qtbot):
@@ -25,9 +25,10 @@ def test_cancel_segmentation_leaves_layers_unchanged(viewer, qtbot):
     assert segment.segment_button.isEnabled() and not segment.cancel_button.isEnabled()
 
 
-def test_stop_training_keeps_the_model_in_use_or_the_best(viewer, qtbot, nuclei_image):
+def test_stop_before_any_epoch_ends_keeps_the_model_in_use(viewer, qtbot, nuclei_image, monkeypatch):
     image, truth = nuclei_image
     finetune = finetune_widget_for(viewer, qtbot, image, truth, np.ones(image.shape, bool))
+    quick_training(finetune, monkeypatch, steps_per_epoch=10_000)  # no epoch can end before Stop
     finetune.seconds.value = 600
     session = session_for(viewer)
     before = session.model
@@ -36,10 +37,24 @@ def test_stop_training_keeps_the_model_in_use_or_the_best(viewer, qtbot, nuclei_
     finetune.stop()
     wait_idle(qtbot, finetune)
     assert finetune.start_button.isEnabled() and not finetune.stop_button.isEnabled()
-    if finetune.best is None:
-        assert session.model is before
-    else:
-        assert session.model is finetune.best
+    assert finetune.best is None and session.model is before
+    assert "model in use is unchanged" in finetune.status.text()
+
+
+def test_stop_after_an_improvement_adopts_the_best_so_far(viewer, qtbot, nuclei_image, monkeypatch):
+    image, truth = nuclei_image
+    finetune = finetune_widget_for(viewer, qtbot, image, truth, np.ones(image.shape, bool))
+    quick_training(finetune, monkeypatch, steps_per_epoch=4)
+    finetune.seconds.value = 600
+    finetune.epochs.value = 1000
+    session = session_for(viewer)
+    finetune.start()
+    qtbot.waitUntil(lambda: finetune.best is not None, timeout=120_000)  # an epoch beat the untrained model
+    finetune.stop()
+    wait_idle(qtbot, finetune)
+    assert session.model is finetune.best and session.tuned_model is finetune.best
+    assert finetune.status.text().startswith("stopped: now using finetuned-")
+    assert finetune.progress.value() == 1000
 
 
 def test_finetune_without_checked_regions_explains_what_to_do(viewer, qtbot, nuclei_image, errors):
@@ -60,13 +75,15 @@ def test_segment_errors_are_notifications(viewer, qtbot, errors):
     segment.model_combo.value = "Last fine-tuned"
     segment.start()
     assert "no model has been fine-tuned" in errors[-1] and segment.worker is None
+    assert segment.status.text() == errors[-1]  # the status line says it too
     segment.model_combo.value = "Bundled default"
-    segment.device_combo.value = "cuda"
     import napari_attnseg.runtime.devices as devices
+    from napari_attnseg._qt import _warmup
 
-    if not devices.cuda_available():
-        segment.start()
-        assert "CUDA" in errors[-1] and segment.worker is None
+    qtbot.waitUntil(lambda: _warmup.available_devices() is not None, timeout=60_000)
+    # only the devices this machine has are offered
+    assert ("cuda" in segment.device_combo.choices) == devices.cuda_available()
+    assert segment.device_combo.choices[:2] == ("auto", "cpu")
 
 
 def test_worker_failure_becomes_a_notification(viewer, qtbot, errors):
@@ -116,19 +133,28 @@ def test_runtime_error_in_a_worker_restores_the_controls(viewer, qtbot, nuclei_i
 
 
 def test_stop_after_the_last_step_still_delivers_the_result(qtbot):
+    """Stop lands while the generator runs its last step (it waits for the Stop): the result counts."""
+    import threading
+
     from napari_attnseg._qt._workers import start_worker
+
+    gate = threading.Event()
 
     def quick():
         yield 1
+        gate.wait(10)  # the last step: Stop is pressed while it runs
         return "done"
 
     results, aborted, finished = [], [], []
-    worker = start_worker(quick, description="quick", on_return=results.append,
+
+    def stop_now(_report):
+        worker.quit()
+        gate.set()
+
+    worker = start_worker(quick, description="quick", on_yield=stop_now, on_return=results.append,
                           on_abort=lambda: aborted.append(True), on_finish=lambda: finished.append(True))
-    worker.quit()  # may land before or after the generator's last yield
     qtbot.waitUntil(lambda: bool(finished), timeout=10_000)
-    assert results == ["done"] or aborted == [True]
-    assert len(results) + len(aborted) == 1
+    assert results == ["done"] and aborted == []
 
 
 def test_review_rectangles_become_checked_pixels_and_lines_split(viewer, qtbot):

@@ -104,7 +104,7 @@ def test_a_dask_backed_layer_is_segmented_chunk_by_chunk(viewer, qtbot):
     assert "chunk by chunk" in segment.status.text()
     labels = np.asarray(layer.data).astype(np.int32)
     assert nas.evaluate(labels, truth)["ap50"] > 0.6
-    folder = segment._scratch[id(layer)]
+    folder = segment._scratch[layer.unique_id]
     viewer.layers.remove(layer)  # closing the layer discards it, and its folder on disk
     assert not os.path.exists(folder)
 

@@ -37,20 +37,25 @@ def test_save_then_open_round_trips_the_model_in_use(viewer, qtbot, model_dock, 
     assert "saved" in model_dock.status.text() and saved.is_file()
     model_dock.open_file.value = saved
     model_dock.open_model()
-    assert session.model_label == "mine.safetensors"
+    wait_idle(qtbot, model_dock)
+    assert session.model_label == "tiny"  # one name for the model: its card's
+    assert "from mine.safetensors" in model_dock.status.text()
     original, reopened = session.default_model.network.state_dict(), session.model.network.state_dict()
     assert all(np.array_equal(original[key].numpy(), reopened[key].numpy()) for key in original)
 
 
-def test_a_file_that_is_not_a_model_is_one_notification(viewer, model_dock, tmp_path, errors):
+def test_a_file_that_is_not_a_model_is_one_notification(viewer, qtbot, model_dock, tmp_path, errors):
     bad = tmp_path / "notes.safetensors"
     bad.write_text("not a model")
     model_dock.open_file.value = bad
     model_dock.open_model()
+    wait_idle(qtbot, model_dock)
+    assert model_dock.status.text() == errors[0]  # the status says what the notification said
     model_dock.save_file.value = tmp_path  # a folder, not a file
     model_dock.save()
     assert len(errors) == 2
-    assert errors[0].startswith("Model: notes.safetensors") and "not a napari-attnseg model" in errors[0]
+    assert errors[0].startswith("Opening notes.safetensors: notes.safetensors")
+    assert "not a napari-attnseg model" in errors[0]
     assert errors[1] == "Model: choose a file to save to"
     assert session_for(viewer).model_label == "bundled default"
 
@@ -71,8 +76,10 @@ def test_export_to_onnx_from_the_dock_then_open_it(viewer, qtbot, model_dock, tm
     assert errors == [] and "match torch's" in model_dock.status.text()
     model_dock.open_file.value = tmp_path / "shared.onnx"
     model_dock.open_model()
+    wait_idle(qtbot, model_dock)
     session = session_for(viewer)
-    assert session.model_label == "shared.onnx" and "runs from:   onnx file" in session.model.summary()
+    assert session.model_label == "tiny" and "from shared.onnx" in model_dock.status.text()
+    assert "runs from:   onnx file" in session.model.summary()
 
 
 def test_segment_uses_the_model_opened_here(viewer, qtbot, model_dock, nuclei_image, tmp_path):
@@ -82,7 +89,8 @@ def test_segment_uses_the_model_opened_here(viewer, qtbot, model_dock, nuclei_im
     nas.save_model(nas.load_model(), tmp_path / "trained.safetensors")  # vs the session's tiny untrained one
     model_dock.open_file.value = tmp_path / "trained.safetensors"
     model_dock.open_model()
+    wait_idle(qtbot, model_dock)
     segment = segment_layer(viewer, qtbot, image)  # its model picker left at "Model in use"
-    assert "trained.safetensors" in segment.status.text()
+    assert "attnseg-default-nuclei" in segment.status.text()
     labels = np.asarray(viewer.layers["cells_labels"].data).astype(np.int32)
     assert nas.evaluate(labels, truth)["ap50"] > 0.6

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container
-from qtpy.QtWidgets import QMessageBox, QPushButton, QWidget
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QLabel, QMessageBox, QPushButton, QWidget
 
 from ._session import session_for
 
@@ -44,13 +45,19 @@ def warm_up_labels() -> None:
     Labels(np.zeros((2, 2), dtype=np.uint16))
 
 
+CHECKED_CONTOUR = 2  # the checked regions' outline, in screen pixels of the image
+
+
 def add_checked_layer(viewer: napari.Viewer, mask: np.ndarray, name: str, **kwargs):
-    """The checked-regions layer: label 1 in green, translucent, over the image."""
+    """The checked-regions layer: the outline of label 1 in green, so the nuclei inside stay easy to
+    judge (napari's layer controls set the outline's width, or 0 for a filled tint, and opacity)."""
     from napari.utils.colormaps import DirectLabelColormap
 
     colormap = DirectLabelColormap(color_dict={None: "transparent", 0: "transparent", 1: "lime"})
-    return viewer.add_labels(np.asarray(mask).astype(np.uint8), name=name, opacity=0.25,
-                             colormap=colormap, **kwargs)
+    layer = viewer.add_labels(np.asarray(mask).astype(np.uint8), name=name, opacity=0.7,
+                              colormap=colormap, **kwargs)
+    layer.contour = CHECKED_CONTOUR
+    return layer
 
 
 def put_layer(viewer: napari.Viewer, name: str, data: np.ndarray, layer_type: type, **kwargs) -> None:
@@ -102,9 +109,19 @@ def get_layer(viewer: napari.Viewer, name: str | None):
     return viewer.layers[name] if name in viewer.layers else None
 
 
+# Layers are followed by their unique_id, never by reference: a dock opened from napari's Plugins
+# menu gets a proxy of the viewer, and every ``viewer.layers[...]`` read through it is a new proxy
+# object, so ``is``, ``id()`` and weak references on layers do not follow a layer there.
+def layer_by_id(viewer: napari.Viewer, unique_id: str | None):
+    """The layer whose ``unique_id`` this is, wherever it is in the list (and whatever its name), or None."""
+    if unique_id is None:
+        return None
+    return next((layer for layer in viewer.layers if layer.unique_id == unique_id), None)
+
+
 def is_open(viewer: napari.Viewer, layer) -> bool:
     """True while ``layer`` itself (not just one of its name) is in the viewer."""
-    return any(candidate is layer for candidate in viewer.layers)
+    return layer is not None and layer_by_id(viewer, layer.unique_id) is not None
 
 
 def confirm(parent: QWidget, question: str) -> bool:
@@ -125,7 +142,15 @@ class WorkerDock(QWidget):
         self.viewer = napari_viewer
         self.session = session_for(napari_viewer)
         self.worker = None
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
 
     def cancel(self) -> None:
         if self.worker is not None:
             self.worker.quit()
+
+    def fail(self, message: str) -> None:
+        """A user mistake or a failed job: one notification, and the same words in the dock's status
+        line (so an old status does not stay there, saying something else)."""
+        show_error(message)
+        self.status.setText(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,19 @@ if TYPE_CHECKING:
 
 MODEL_IN_USE, MODEL_DEFAULT, MODEL_TUNED, MODEL_FILE = "Model in use", "Bundled default", "Last fine-tuned", "From file"
 MODEL_FILE_FILTER = "*.model *.safetensors *.onnx *.zip"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A job's first report: the model it runs with (loaded in the worker) and its name."""
+
+    model: object  # SegModel
+    label: str
+
+
+def _file_path(value) -> Path | None:
+    text = str(value) if value is not None else ""
+    return Path(text) if text and Path(text) != Path(".") else None
 
 
 class ModelPicker:
@@ -33,21 +47,33 @@ class ModelPicker:
     def widgets(self) -> list:
         return [self.combo, self.file]
 
-    def resolve(self, session: Session) -> tuple[SegModel, str]:
-        """The chosen model and a short name for it; AttnSegError with a clear message if unavailable."""
+    def check_choice(self, session: Session, choice: str | None = None, file=None) -> None:
+        """A quick check in the main thread (no file is read, torch is not imported): AttnSegError if
+        the choice cannot work."""
         from ..errors import ModelFileError
+
+        choice = self.combo.value if choice is None else choice
+        if choice == MODEL_TUNED and session.tuned_model is None:
+            raise ModelFileError("no model has been fine-tuned in this session yet")
+        if choice == MODEL_FILE and _file_path(self.file.value if file is None else file) is None:
+            raise ModelFileError("choose a model file first")
+
+    def resolve(self, session: Session, choice: str | None = None, file=None) -> tuple[SegModel, str]:
+        """The chosen model and its name; AttnSegError with a clear message if unavailable.
+
+        May load a model file (and import torch): jobs call it in their worker, with the choice read
+        in the main thread when the button was clicked.
+        """
         from ..files.loading import load_model
 
-        choice = self.combo.value
+        choice = self.combo.value if choice is None else choice
+        file = self.file.value if file is None else file
+        self.check_choice(session, choice, file)
         if choice == MODEL_IN_USE:
             return session.model, session.model_label
         if choice == MODEL_TUNED:
-            if session.tuned_model is None:
-                raise ModelFileError("no model has been fine-tuned in this session yet")
             return session.tuned_model, session.tuned_model.name
         if choice == MODEL_FILE:
-            if not str(self.file.value) or Path(str(self.file.value)) == Path("."):
-                raise ModelFileError("choose a model file first")
-            path = Path(str(self.file.value))
-            return load_model(path), path.name
+            model = load_model(_file_path(file))
+            return model, model.name  # one name for a model: its card's, wherever it was loaded from
         return session.default_model, "bundled default"

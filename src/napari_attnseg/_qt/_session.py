@@ -81,6 +81,9 @@ class Session:
         self.unsaved_model: SegModel | None = None
         self.save_fault: str | None = None
         self._tried_this_pass: set[str] | None = None
+        # (mtime, size) of each labels file as this session last read or wrote it: a file that
+        # differs was written by someone else meanwhile, and is merged into, not overwritten
+        self.stamps: dict[str, tuple[int, int] | None] = {}
 
     # -- model -----------------------------------------------------------------------------------
     @property
@@ -91,6 +94,11 @@ class Session:
 
             self._default_model = load_model()
         return self._default_model
+
+    @property
+    def default_loaded(self) -> bool:
+        """Whether the bundled model is in memory already (reading it would not load torch)."""
+        return self._default_model is not None
 
     @property
     def model(self) -> SegModel:
@@ -155,6 +163,7 @@ class Session:
             self._save_failed(entry.file, error, announce)
             return False
         self.unsaved.pop(key, None)
+        self.stamps[key] = project.labels_stamp(entry)
         self._save_worked()
         return True
 
@@ -245,7 +254,13 @@ class Session:
 
 
 def session_for(viewer: napari.Viewer) -> Session:
-    """The Session of ``viewer`` (created on first use)."""
+    """The Session of ``viewer`` (created on first use).
+
+    Docks opened from napari's Plugins menu each get their own proxy of the viewer; the Session is
+    keyed by the viewer behind the proxy (wrapt's documented ``__wrapped__``), so all docks of one
+    window share one Session however many proxies come and go.
+    """
+    viewer = getattr(viewer, "__wrapped__", viewer)
     session = _SESSIONS.get(viewer)
     if session is None:
         session = _SESSIONS[viewer] = Session()

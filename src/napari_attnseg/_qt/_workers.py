@@ -1,8 +1,10 @@
-"""Run the engine's progress generators in napari thread workers (DESIGN.md rules 2-4).
+"""Run the engine's progress generators in napari thread workers.
 
-The worker yields the engine's progress dataclasses; every handler runs in the main thread, so
-handlers may touch layers. Stop is ``worker.quit()``: superqt stops advancing the generator at its
-next yield (at most one batch or tile later) and emits ``aborted`` instead of ``returned``.
+The rules (README, "Contributing"): every long job is a generator that yields small progress reports
+and returns its result; the worker yields the engine's progress dataclasses; every handler runs in
+the main thread, so handlers may touch layers, and nothing else touches them. Stop is
+``worker.quit()``: superqt stops advancing the generator at its next yield (at most one batch or
+tile later) and emits ``aborted`` instead of ``returned``.
 """
 
 from __future__ import annotations
@@ -47,12 +49,14 @@ def start_worker(
     on_return: Callable[[Any], None] | None = None,
     on_abort: Callable[[], None] | None = None,
     on_finish: Callable[[], None] | None = None,
+    on_error: Callable[[str], None] | None = None,
     **kwargs: Any,
 ) -> GeneratorWorker:
     """Start ``generator_function(*args, **kwargs)`` in a thread and show it in the activity dock.
 
     ``on_finish`` runs last in every case (returned, aborted or failed): restore controls there.
     Errors appear as napari notifications; a user mistake (AttnSegError) shows its message only.
+    ``on_error`` gets the same message (for the dock's status line).
     A Stop that arrives after the generator's last yield still delivers its result to
     ``on_return`` (superqt would otherwise drop it).
     """
@@ -74,10 +78,13 @@ def start_worker(
 
     def failed(error: Exception) -> None:
         if isinstance(error, AttnSegError):
-            show_error(f"{description}: {error}")
+            message = f"{description}: {error}"
         else:
             logger.error("%s failed", description, exc_info=error)
-            show_error(f"{description} failed: {type(error).__name__}: {error}")
+            message = f"{description} failed: {type(error).__name__}: {error}"
+        show_error(message)
+        if on_error is not None:
+            on_error(message)
 
     # Giving "errored" a handler here stops superqt from re-raising the error in the event loop.
     worker = create_worker(_guarded, generator_function, outcome, *args, _start_thread=False,

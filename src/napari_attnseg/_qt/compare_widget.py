@@ -6,7 +6,7 @@ import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Container
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_info, show_warning
 from qtpy.QtGui import QFont
 from qtpy.QtWidgets import (
     QHBoxLayout,
@@ -19,12 +19,27 @@ from qtpy.QtWidgets import (
 )
 
 from ..metrics import SCORE_ROWS, format_score
-from . import _common
-from ._model_picker import MODEL_DEFAULT, MODEL_IN_USE, ModelPicker
+from . import _common, _warmup
+from ._model_picker import MODEL_DEFAULT, MODEL_IN_USE, ModelPicker, Resolved
 from ._session import LayerNames
 from ._workers import start_worker
 
 SLOTS = ("A", "B")
+#: where to score, as the picker says it: the engine's region names
+SCORE_REGIONS = {"auto (checked part; unchecked if a model trained on it)": "auto", "checked part": "checked",
+                 "unchecked part": "unchecked", "whole image": "whole"}
+
+
+def _compare_job(resolvers, image, reference, checked, channel_axis, region):
+    """Worker: load both models (the first use imports torch), then segment and score with each."""
+    from ..project.comparison import compare_steps
+
+    models = []
+    for slot, resolve in zip(SLOTS, resolvers):
+        model, label = resolve()
+        models.append((f"{slot}: {label}", model))
+        yield Resolved(model, label)
+    return (yield from compare_steps(image, reference, models, None, channel_axis, checked, region))
 
 
 class CompareWidget(_common.WorkerDock):
@@ -33,14 +48,17 @@ class CompareWidget(_common.WorkerDock):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__(napari_viewer)
         self.models: list = []
+        self._resolved: list = []
         _common.warm_up_labels()
+        _warmup.warm_up()
 
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
         self.reference_combo = _common.layer_combo(self.viewer, Labels, "corrected labels",
                                                    keep=lambda name: not _common.is_checked_layer(name))
-        self.checked_combo = ComboBox(label="score only in", nullable=True, choices=self._checked_choices)
+        self.checked_combo = ComboBox(label="checked regions", nullable=True, choices=self._checked_choices)
+        self.region_combo = ComboBox(label="score in", choices=list(SCORE_REGIONS))
         self.pickers = [ModelPicker("model A", MODEL_IN_USE), ModelPicker("model B", MODEL_DEFAULT)]
-        self.form = Container(widgets=[self.image_combo, self.reference_combo, self.checked_combo,
+        self.form = Container(widgets=[self.image_combo, self.reference_combo, self.checked_combo, self.region_combo,
                                        *(widget for picker in self.pickers for widget in picker.widgets)])
         self.compare_button = _common.button("Compare", self.start, "segment the image with both models")
         self.cancel_button = _common.button("Cancel", self.cancel, "stop the comparison")
@@ -57,9 +75,8 @@ class CompareWidget(_common.WorkerDock):
         self.table.setMinimumHeight(self.table.verticalHeader().defaultSectionSize() * (rows + 1) + 6)
         self.legend = QLabel("")
         self.legend.setWordWrap(True)
-        self.status = QLabel("Scores count only what you corrected: pick your corrected labels, and their "
-                             "checked regions if you marked some.")
-        self.status.setWordWrap(True)
+        self.status.setText("Scores count only what you corrected: pick your corrected labels, and their "
+                            "checked regions if you marked some.")
 
         run_buttons = QHBoxLayout()
         run_buttons.addWidget(self.compare_button)
@@ -97,40 +114,46 @@ class CompareWidget(_common.WorkerDock):
     # -- run -------------------------------------------------------------------------------------
     def start(self) -> None:
         from ..errors import AttnSegError
-        from ..project.comparison import compare_steps
 
         image_layer = _common.get_layer(self.viewer, self.image_combo.value)
         reference_layer = _common.get_layer(self.viewer, self.reference_combo.value)
         if image_layer is None or reference_layer is None:
-            show_error("Compare: open an image and its corrected labels first")
+            self.fail("Compare: open an image and its corrected labels first")
             return
         checked_layer = _common.get_layer(self.viewer, self.checked_combo.value)
         try:
-            models = [picker.resolve(self.session) for picker in self.pickers]
+            for picker in self.pickers:
+                picker.check_choice(self.session)
         except AttnSegError as error:
-            show_error(f"Compare: {error}")
+            self.fail(f"Compare: {error}")
             return
-        names = [f"{slot}: {label}" for slot, (_model, label) in zip(SLOTS, models)]
+        session = self.session
+        resolvers = [lambda picker=picker, choice=picker.combo.value, file=picker.file.value:
+                     picker.resolve(session, choice, file) for picker in self.pickers]
         checked = np.asarray(checked_layer.data) > 0 if checked_layer is not None else None
         self.models = []
+        self._resolved = []
         self._set_running(True)
-        self.status.setText(f"comparing {names[0]} and {names[1]} on {image_layer.name}…")
+        self.status.setText(f"comparing two models on {image_layer.name}…")
         self.worker = start_worker(
-            compare_steps, np.asarray(image_layer.data), np.asarray(reference_layer.data),
-            [(name, model) for name, (model, _label) in zip(names, models)], None,
-            -1 if image_layer.rgb else None, checked,
+            _compare_job, resolvers, np.asarray(image_layer.data), np.asarray(reference_layer.data), checked,
+            -1 if image_layer.rgb else None, SCORE_REGIONS[self.region_combo.value],
             description=f"Comparing models on {image_layer.name}",
             on_yield=self._on_progress,
-            on_return=lambda result, name=image_layer.name, chosen=models: self._on_result(name, chosen, result),
+            on_return=lambda result, name=image_layer.name: self._on_result(name, result),
             on_abort=lambda: self.status.setText("comparison cancelled"),
+            on_error=lambda message: self.status.setText(message),
             on_finish=lambda: self._set_running(False),
         )
 
     def _on_progress(self, report) -> None:
+        if isinstance(report, Resolved):
+            self._resolved.append((report.model, report.label))
+            return
         self.progress.setValue(int(report.fraction * 1000))
         self.status.setText(f"segmenting with {report.name}…")
 
-    def _on_result(self, image_name: str, models: list, comparison) -> None:
+    def _on_result(self, image_name: str, comparison) -> None:
         """Main thread: one labels layer per model next to the image, and the scores table."""
         if image_name not in self.viewer.layers:
             self.status.setText(f"{image_name} was closed while the models ran; nothing shown")
@@ -139,7 +162,7 @@ class CompareWidget(_common.WorkerDock):
         for slot, labels in zip(SLOTS, comparison.labels):
             _common.put_layer(self.viewer, f"{image_name}_model_{slot}", labels, Labels, scale=scale)
         self._fill_table(comparison)
-        self.models = models
+        self.models = list(self._resolved)
         for button in self.use_buttons:
             button.setEnabled(True)
         best = comparison.best()
@@ -147,6 +170,9 @@ class CompareWidget(_common.WorkerDock):
                    f"{comparison.region})")
         if comparison.scores[0]["ap50"] == comparison.scores[1]["ap50"]:
             message = f"both models score AP50 {comparison.scores[0]['ap50']:.3f} ({comparison.region})"
+        if comparison.warnings:
+            message += ". Note: " + "; ".join(comparison.warnings)
+            show_warning("Compare: " + "; ".join(comparison.warnings))
         self.status.setText(message)
         self.progress.setValue(1000)
 

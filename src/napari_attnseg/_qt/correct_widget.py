@@ -8,13 +8,18 @@ import napari
 import numpy as np
 from magicgui.widgets import Container, SpinBox
 from napari.layers import Labels, Shapes
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QGridLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from ..config import InferConfig
+from ..inference.postprocess import remove_small
 from ..project import editing
 from . import _common
 from ._session import session_for
+from ._suggest import camera
+
+DELETE_REGION = "delete region"
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +33,7 @@ class CorrectWidget(QWidget):
         self.labels_combo = _common.layer_combo(self.viewer, Labels, "labels",
                                                 keep=lambda name: not _common.is_checked_layer(name))
         self.merge_with = SpinBox(label="merge into id", value=1, min=1, max=2**31 - 1)
-        self.min_size = SpinBox(label="minimum size", value=15, min=1, max=10**7)
+        self.min_size = SpinBox(label="minimum size", value=max(InferConfig.min_size, 1), min=1, max=10**7)
         self.form = Container(widgets=[self.labels_combo, self.merge_with, self.min_size])
         self.counts = QLabel("")
         self.counts.setWordWrap(True)
@@ -45,9 +50,18 @@ class CorrectWidget(QWidget):
             ("Remove small", self.remove_small, "remove objects below the minimum size"),
             ("Relabel", self.relabel, "renumber objects 1..N"),
             ("New label", self.new_label, "select an unused id for painting a new object (Shift+N)"),
+            ("Draw region to delete", self.draw_delete_region, "draw shapes around false detections in the "
+                                                               f"'{DELETE_REGION}' layer"),
+            ("Delete inside region", self.delete_inside_region, "delete every object that lies mostly inside "
+                                                                f"the shapes of the '{DELETE_REGION}' layer"),
         ]
         for index, (text, slot, tip) in enumerate(actions):
             grid.addWidget(_common.button(text, slot, tip), index // 2, index % 2)
+        self.click_delete = QPushButton("Click to delete: off")
+        self.click_delete.setCheckable(True)
+        self.click_delete.setToolTip("while on, a click on an object deletes it (one undo step each)")
+        self.click_delete.toggled.connect(self._toggle_click_delete)
+        grid.addWidget(self.click_delete, len(actions) // 2 + len(actions) % 2, 0, 1, 2)
 
         checks = QGroupBox("Checked regions (only these train the model)")
         check_grid = QGridLayout(checks)
@@ -115,8 +129,11 @@ class CorrectWidget(QWidget):
         return int(layer.selected_label) if layer is not None else 0
 
     def _under_cursor(self, layer: Labels) -> int:
-        value = layer.get_value(self.viewer.cursor.position, view_direction=self.viewer.cursor._view_direction,
-                                dims_displayed=list(self.viewer.dims.displayed), world=True)
+        """The label under the mouse, through napari's public API only (cursor, camera, dims)."""
+        three_d = self.viewer.dims.ndisplay == 3
+        value = layer.get_value(self.viewer.cursor.position,
+                                view_direction=camera(self.viewer).view_direction if three_d else None,
+                                dims_displayed=list(self.viewer.dims.displayed) if three_d else None, world=True)
         return int(value) if value is not None else 0
 
     # -- object edits ----------------------------------------------------------------------------
@@ -135,7 +152,8 @@ class CorrectWidget(QWidget):
             layer = self.viewer.add_shapes(name="split line", shape_type="path", edge_color="yellow",
                                            edge_width=2) if shapes is None else shapes
             layer.mode = "add_path"
-            show_error("Correct: draw a line across the object in the 'split line' layer, then click again")
+            show_info("Split along line: draw a line across the object in the 'split line' layer (double-click "
+                      "ends it), then click Split along line again")
             return
         labels_layer = self.layer()
         if labels_layer is None:
@@ -160,7 +178,58 @@ class CorrectWidget(QWidget):
         self._apply(editing.fill_holes)
 
     def remove_small(self) -> None:
-        self._apply(editing.remove_small, int(self.min_size.value))
+        self._apply(remove_small, int(self.min_size.value))
+
+    # -- deleting many objects at once -----------------------------------------------------------
+    def draw_delete_region(self) -> None:
+        region = _common.get_layer(self.viewer, DELETE_REGION)
+        if region is None:
+            region = self.viewer.add_shapes(name=DELETE_REGION, edge_color="red", face_color=[1, 0, 0, 0.15],
+                                            edge_width=2)
+        self.viewer.layers.selection.active = region
+        region.mode = "add_polygon"
+        show_info(f"Draw around the objects to delete in '{DELETE_REGION}' (rectangles or polygons), then "
+                  "click Delete inside region")
+
+    def delete_inside_region(self) -> None:
+        layer, region = self.layer(), _common.get_layer(self.viewer, DELETE_REGION)
+        if layer is None or not isinstance(region, Shapes) or len(region.data) == 0:
+            show_error(f"Correct: draw around the objects first (Draw region to delete, layer '{DELETE_REGION}')")
+            return
+        inside = np.asarray(region.to_masks(mask_shape=layer.data.shape[-2:])).any(axis=0)
+        if layer.data.ndim == 3:  # a stack: the region applies to the plane on screen
+            plane = np.zeros(layer.data.shape, dtype=bool)
+            plane[int(self.viewer.dims.current_step[0])] = inside
+            inside = plane
+        before = int(editing.object_count(np.asarray(layer.data)))
+        if self._apply(editing.delete_inside, inside, layer=layer):
+            region.data = []
+            removed = before - int(editing.object_count(np.asarray(layer.data)))
+            self.counts.setText(f"deleted {removed} object(s) inside the region; " + self.counts.text())
+
+    def _toggle_click_delete(self, on: bool) -> None:
+        self.click_delete.setText(f"Click to delete: {'on' if on else 'off'}")
+        layer = self._bound_layer
+        if layer is None:
+            return
+        if on:
+            layer.mode = "pan_zoom"  # a click must not also paint
+            if self._delete_on_click not in layer.mouse_drag_callbacks:
+                layer.mouse_drag_callbacks.append(self._delete_on_click)
+        elif self._delete_on_click in layer.mouse_drag_callbacks:
+            layer.mouse_drag_callbacks.remove(self._delete_on_click)
+
+    def _delete_on_click(self, layer, event) -> None:
+        """A click (not a drag) on an object deletes it."""
+        value = layer.get_value(event.position, view_direction=event.view_direction,
+                                dims_displayed=list(event.dims_displayed), world=True)
+        yield  # the press; napari calls on again for moves and the release
+        dragged = False
+        while event.type == "mouse_move":
+            dragged = True
+            yield
+        if not dragged and value:
+            self._apply(editing.delete_object, int(value), layer=layer)
 
     def relabel(self) -> None:
         self._apply(editing.relabel)
@@ -251,12 +320,17 @@ class CorrectWidget(QWidget):
 
     def _bind_layer(self) -> None:
         layer = self.layer()
-        if layer is self._bound_layer:
+        bound_id = self._bound_layer.unique_id if self._bound_layer is not None else None
+        if (layer.unique_id if layer is not None else None) == bound_id:
             return
         if self._bound_layer is not None:
             for event in (self._bound_layer.events.paint, self._bound_layer.events.data):
                 event.disconnect(self._schedule_count)
+            if self._delete_on_click in self._bound_layer.mouse_drag_callbacks:
+                self._bound_layer.mouse_drag_callbacks.remove(self._delete_on_click)
         self._bound_layer = layer
+        if layer is not None and self.click_delete.isChecked():
+            layer.mouse_drag_callbacks.append(self._delete_on_click)
         if layer is None:
             return
         layer.events.paint.connect(self._schedule_count)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-import weakref
 
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout
 
-from . import _common
+from ..config import TrainConfig
+from . import _common, _warmup
 from ._plot import LivePlot
 from ._session import LayerNames
 from ._workers import start_worker
@@ -22,27 +22,52 @@ from ._workers import start_worker
 logger = logging.getLogger(__name__)
 
 
+def _train_job(session, images, labels, masks, config, channel_axis, names, checkpoint):
+    """Worker: the model in use (the first use loads it and imports torch), then fine-tuning."""
+    from ..train.training import train_steps
+
+    return (yield from train_steps(session.model, images, labels, masks, config, channel_axis, names=names,
+                                   checkpoint=checkpoint))
+
+
+def _segment_job(image, model, channel_axis):
+    from ..inference.predict import segment_steps
+
+    return (yield from segment_steps(image, model, None, channel_axis))
+
+
+def _beats(after, before) -> bool:
+    from ..train.training import beats
+
+    return beats(after, before)
+
+
 class FinetuneWidget(_common.WorkerDock):
-    """Start/Stop fine-tuning; the best model so far becomes the session's model when it ends."""
+    """Start/Stop fine-tuning; a model that beat the one in use on the held-back part replaces it."""
 
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__(napari_viewer)
         _common.warm_up_labels()
+        _warmup.warm_up()  # torch and its training machinery, before the first Start
         self.best = None
         self.used_entries: list = []
         self.segment_worker = None
-        self._trained_layer = None  # weak reference to the image layer the job trains on
+        self._trained_layer_id: str | None = None  # the image layer the job trains on
 
+        defaults = TrainConfig()
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
         self.labels_combo = _common.layer_combo(self.viewer, Labels, "corrected labels",
                                                 keep=lambda name: not _common.is_checked_layer(name))
         self.checked_combo = _common.layer_combo(self.viewer, Labels, "checked regions",
                                                  keep=_common.is_checked_layer)
-        self.seconds = SpinBox(label="time budget (s)", value=120, min=5, max=24 * 3600, step=30)
-        self.epochs = SpinBox(label="max epochs", value=200, min=1, max=100000)
-        self.learning_rate = FloatSpinBox(label="learning rate", value=0.002, min=1e-5, max=0.1, step=0.0005)
-        self.augment = CheckBox(text="augment (flips, rotations, intensity)", value=True)
-        self.val_fraction = FloatSpinBox(label="validation fraction", value=0.2, min=0.0, max=0.5, step=0.05)
+        self.seconds = SpinBox(label="time budget (s)", value=int(defaults.max_seconds), min=5, max=24 * 3600,
+                               step=30)
+        self.epochs = SpinBox(label="max epochs", value=defaults.max_epochs, min=1, max=100000)
+        self.learning_rate = FloatSpinBox(label="learning rate", value=defaults.learning_rate, min=1e-5, max=0.1,
+                                          step=0.0005)
+        self.augment = CheckBox(text="augment (flips, rotations, intensity, size)", value=defaults.augment)
+        self.val_fraction = FloatSpinBox(label="validation fraction", value=defaults.val_fraction, min=0.0,
+                                         max=0.5, step=0.05)
         self.form = Container(widgets=[self.image_combo, self.labels_combo, self.checked_combo, self.seconds,
                                        self.epochs, self.learning_rate, self.augment, self.val_fraction])
         self.start_button = _common.button("Start", self.start, "fine-tune the current model")
@@ -51,8 +76,7 @@ class FinetuneWidget(_common.WorkerDock):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.plot = LivePlot()
-        self.status = QLabel("Train on corrected labels; only checked regions count.")
-        self.status.setWordWrap(True)
+        self.status.setText("Train on corrected labels; only checked regions count.")
         self.result = QLabel("")
         self.result.setWordWrap(True)
 
@@ -78,9 +102,7 @@ class FinetuneWidget(_common.WorkerDock):
             if name in combo.choices:
                 combo.value = name
 
-    def train_config(self):
-        from ..config import TrainConfig
-
+    def train_config(self) -> TrainConfig:
         return TrainConfig(max_seconds=float(self.seconds.value), max_epochs=int(self.epochs.value),
                            learning_rate=float(self.learning_rate.value), augment=bool(self.augment.value),
                            val_fraction=float(self.val_fraction.value))
@@ -94,7 +116,8 @@ class FinetuneWidget(_common.WorkerDock):
         checked_layer = _common.get_layer(self.viewer, self.checked_combo.value)
         if image_layer is None or labels_layer is None:
             raise InputError("choose an image and its corrected labels")
-        if checked_layer is None or checked_layer is labels_layer or not np.any(checked_layer.data):
+        if (checked_layer is None or checked_layer.unique_id == labels_layer.unique_id
+                or not np.any(checked_layer.data)):
             raise InputError("mark the regions you reviewed as checked first (AttnSeg: Correct)")
         spatial = tuple(image_layer.data.shape[:-1] if image_layer.rgb else image_layer.data.shape)
         for layer in (labels_layer, checked_layer):
@@ -129,32 +152,32 @@ class FinetuneWidget(_common.WorkerDock):
 
     def start(self) -> None:
         from ..errors import AttnSegError
-        from ..train.training import train_steps
 
         self.session.autosave()
         try:
             config = self.train_config()
             images, labels, masks, channel_axis = self.training_data()
-            model = self.session.model
         except AttnSegError as error:
-            show_error(f"Fine-tune: {error}")
+            self.fail(f"Fine-tune: {error}")
             return
         self.best = None
-        self._trained_layer = weakref.ref(_common.get_layer(self.viewer, self.image_combo.value))
+        self._trained_layer_id = _common.get_layer(self.viewer, self.image_combo.value).unique_id
         self.plot.clear()
         self.result.setText("")
+        self.progress.setValue(0)
         self._set_running(True)
         self.status.setText(f"fine-tuning {self.session.model_label} on {len(images)} image(s)…")
         self.worker = start_worker(
-            train_steps, model, images, labels, masks, config, channel_axis,
-            description="Fine-tuning", on_yield=self._on_progress, on_return=self._adopt,
-            on_abort=self._on_abort, on_finish=lambda: self._set_running(False), names=self.image_names,
-            checkpoint=self._checkpoint_path(),
+            _train_job, self.session, images, labels, masks, config, channel_axis, self.image_names,
+            self._checkpoint_path(),
+            description="Fine-tuning", on_yield=self._on_progress, on_return=self._finished_training,
+            on_abort=self._on_abort, on_error=lambda message: self.status.setText(message),
+            on_finish=self._on_finish,
         )
 
     def _checkpoint_path(self):
         """In a project, the best model so far is kept on disk while training runs (every minute), so a
-        crash of napari during a long fine-tune keeps what it had learnt."""
+        crash of napari during a long fine-tune keeps what it had learnt; it goes once training ends."""
         project = self.session.project
         return project.models_dir() / "checkpoint.model" if project is not None else None
 
@@ -177,18 +200,29 @@ class FinetuneWidget(_common.WorkerDock):
     def _on_abort(self) -> None:
         if self.best is None:
             self.status.setText("stopped before any improvement; the model in use is unchanged")
+            self.progress.setValue(0)
             return
         self._adopt(self.best, stopped=True)
 
+    def _finished_training(self, model) -> None:
+        self._adopt(model)
+
+    def _on_finish(self) -> None:
+        self._set_running(False)
+        path = self._checkpoint_path()
+        if path is not None:
+            path.unlink(missing_ok=True)  # its job was to survive a crash; training has ended
+
     def _adopt(self, model, stopped: bool = False) -> None:
-        """Main thread: make ``model`` current, save it into the project, re-segment the image."""
+        """Main thread: make ``model`` current if it beat the model in use on the held-back part, save
+        it into the project, re-segment the image. One rule for Stop and for the end of the budget."""
         validation = model.card.get("validation") or {}
         before, after = validation.get("before"), validation.get("after")
-        if before and after and after["ap50"] <= before["ap50"] and after["dice"] <= before["dice"]:
-            # Nothing beat the starting weights on the held-back part: swapping in (and saving) an
-            # identical model would only say "improved" where nothing was.
+        self.progress.setValue(1000)
+        if before and after:
             self.result.setText(f"validation AP50 {before['ap50']:.3f} → {after['ap50']:.3f}, "
                                 f"Dice {before['dice']:.3f} → {after['dice']:.3f}")
+        if before and not _beats(after, before):
             message = ("Fine-tuning did not beat the model in use on the held-back part, so it stays in use; "
                        "correct and check more of the image, or give it more time")
             self.status.setText(message)
@@ -205,10 +239,8 @@ class FinetuneWidget(_common.WorkerDock):
             file_name = self.session.save_model(model)  # a failed write is kept and retried
             saved = f"; saved to {file_name}" if file_name else "; not saved yet (will retry)"
             self.session.project_changed.emit()
-        if before and after:
-            self.result.setText(f"validation AP50 {before['ap50']:.3f} → {after['ap50']:.3f}, "
-                                f"Dice {before['dice']:.3f} → {after['dice']:.3f}")
-        self.status.setText(f"{'stopped' if stopped else 'done'}: now using {model.card['name']}{saved}")
+        unvalidated = "" if before else " (nothing could be held back to validate it)"
+        self.status.setText(f"{'stopped' if stopped else 'done'}: now using {model.card['name']}{saved}{unvalidated}")
         show_info(f"Fine-tuned model {model.card['name']} is now in use{saved}")
         self._resegment(model)
 
@@ -217,23 +249,23 @@ class FinetuneWidget(_common.WorkerDock):
 
         The image is the one trained on, not whatever the picker shows now; if it was closed, skip.
         """
-        from ..inference.predict import segment_steps
-
-        layer = self._trained_layer() if self._trained_layer is not None else None
-        if layer is None or not _common.is_open(self.viewer, layer):
+        layer = _common.layer_by_id(self.viewer, self._trained_layer_id)
+        if layer is None:
             show_info("The image trained on was closed, so nothing was re-segmented with the new model")
             return
+        layer_id, name, scale = layer.unique_id, layer.name, layer.scale
 
         def show(result) -> None:
-            if not _common.is_open(self.viewer, layer):
-                show_info(f"{layer.name} was closed; its re-segmentation with the new model was dropped")
+            current = _common.layer_by_id(self.viewer, layer_id)
+            if current is None:
+                show_info(f"{name} was closed; its re-segmentation with the new model was dropped")
                 return
-            _common.put_layer(self.viewer, f"{layer.name}_tuned_labels", result.labels, Labels,
-                              scale=layer.scale)
+            _common.put_layer(self.viewer, f"{current.name}_tuned_labels", result.labels, Labels, scale=scale)
+            self.status.setText(f"{self.status.text()}; {current.name}_tuned_labels shows what it finds "
+                                f"({int(result.labels.max())} objects)")
 
-        self.segment_worker = start_worker(segment_steps, np.asarray(layer.data), model,
-                                           None, -1 if layer.rgb else None,
-                                           description=f"Re-segmenting {layer.name}", on_return=show,
+        self.segment_worker = start_worker(_segment_job, np.asarray(layer.data), model, -1 if layer.rgb else None,
+                                           description=f"Re-segmenting {name}", on_return=show,
                                            on_finish=self._resegment_done)
 
     def _resegment_done(self) -> None:

@@ -13,7 +13,7 @@ from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QListWidget, QVBoxLayout, QWidget
 
 from . import _common
-from ._session import LayerNames, session_for
+from ._session import LayerNames, PredictionRecord, session_for
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class ImagesWidget(QWidget):
         self.session = session_for(napari_viewer)
         self._dirty = False
         self._shown_layers: tuple = ()  # (labels, checked) of the project image on screen
+        self._base = None  # the labels the shown labels layer was loaded from (or last saved)
 
         self.image_list = QListWidget()
         self.image_list.currentRowChanged.connect(self._on_row_changed)
@@ -109,6 +110,7 @@ class ImagesWidget(QWidget):
             show_error(f"Open folder: {error}")
             return
         self._close_current()
+        self._hide_other_layers()
         self.session.project = project
         self._restore_model(project)
         self._restore_rescued(project)
@@ -121,6 +123,15 @@ class ImagesWidget(QWidget):
         self.image_list.setCurrentRow(first)
         self.image_list.blockSignals(False)
         self.show_entry(first)
+
+    def _hide_other_layers(self) -> None:
+        """Layers open before the project would lie under its images: hide them (they stay open)."""
+        shown = [layer for layer in self.viewer.layers if layer.visible]
+        for layer in shown:
+            layer.visible = False
+        if shown:
+            show_info(f"Hid {len(shown)} layer(s) opened before the project, so they do not cover its images "
+                      "(they are still in the layer list)")
 
     def _restore_rescued(self, project) -> None:
         """Put back edits that napari could only rescue outside the project when it last closed."""
@@ -198,6 +209,8 @@ class ImagesWidget(QWidget):
             return
         self._close_current()
         names = LayerNames(entry.stem)
+        key = str(project.labels_path(entry))
+        self.session.stamps[key] = project.labels_stamp(entry) if pending is None else None
         rgb = image.ndim == 3 and image.shape[-1] in (3, 4)
         self.viewer.add_image(image, name=names.image, rgb=rgb)
         spatial = image.shape[:-1] if rgb else image.shape
@@ -207,6 +220,13 @@ class ImagesWidget(QWidget):
             checked = np.zeros(spatial, dtype=bool)
         _common.add_checked_layer(self.viewer, checked, names.checked)
         labels_layer = self.viewer.add_labels(_common.labels_for_display(labels), name=names.labels)
+        self._base = np.array(labels, dtype=np.int32, copy=True)  # what the layer was loaded from
+        if entry.status in ("new", "segmented"):
+            # machine labels: edits are measured against them (Segment asks before replacing edits
+            # only, and an autosave marks the image corrected only when something was changed)
+            self.session.predictions[names.image] = PredictionRecord(self._base.copy())
+        else:
+            self.session.predictions.pop(names.image, None)
         self.session.current_entry = entry
         self._shown_layers = (labels_layer, self.viewer.layers[names.checked])
         for layer in self._shown_layers:
@@ -230,7 +250,8 @@ class ImagesWidget(QWidget):
             return
         names = LayerNames(entry.stem)
         for layer in list(self.viewer.layers):
-            if layer in self._shown_layers or layer.name == names.image or layer.name.startswith(f"{names.image}_"):
+            shown = {shown_layer.unique_id for shown_layer in self._shown_layers}
+            if layer.unique_id in shown or layer.name == names.image or layer.name.startswith(f"{names.image}_"):
                 self.viewer.layers.remove(layer)
         self.session.current_entry = None
         self._shown_layers = ()
@@ -268,16 +289,43 @@ class ImagesWidget(QWidget):
         labels_layer, checked_layer = self._shown_layers  # by reference: a renamed layer still saves
         labels = np.asarray(labels_layer.data)
         checked = np.asarray(checked_layer.data) > 0
+        labels = self._merged_with_newer_file(project, entry, labels, labels_layer)
         status = entry.status
         if self.session.labels_edited(names.image, labels) or checked.any():
             status = "corrected" if status != "training" else status
         if not self.session.save_labels(entry, labels, checked, status=status, announce=announce):
             return False  # still dirty: the next autosave tries again
+        self._base = np.array(labels, dtype=np.int32, copy=True)
         self._dirty = False
         self.save_label.setText(f"saved {entry.file}")
         self.refresh_list()
         logger.info("autosaved %s", entry.file)
         return True
+
+    def _merged_with_newer_file(self, project, entry, labels: np.ndarray, labels_layer) -> np.ndarray:
+        """The labels to save: the layer's, unless the file was written by someone else since this
+        layer was loaded. Then only the edits made here go onto the newer file's labels (an edit on a
+        stale layer must not wipe out what the file holds), and the layer shows the result."""
+        from ..errors import AttnSegError
+        from ..project.editing import merge_edits
+
+        key = str(project.labels_path(entry))
+        if key not in self.session.stamps or project.labels_stamp(entry) == self.session.stamps[key]:
+            return labels
+        try:
+            newer = project.load_labels(entry)
+        except AttnSegError:
+            return labels
+        if newer is None or newer.shape != labels.shape:
+            return labels
+        merged = merge_edits(self._base, labels.astype(np.int32), newer)
+        labels_layer.data = _common.labels_for_display(merged)
+        record = self.session.predictions.get(entry.stem)
+        if record is not None and entry.status in ("new", "segmented"):
+            record.labels = newer.copy()
+        show_info(f"{entry.file} was saved by another program since it was opened here; your edits were "
+                  "merged into that newer version")
+        return merged
 
     def _on_close(self) -> None:
         """napari is closing: save, and what cannot be saved goes to a rescue copy outside the project."""
@@ -289,13 +337,16 @@ class ImagesWidget(QWidget):
             self.save_label.setText(f"NOT SAVED ({reason}); retrying every {AUTOSAVE_MS // 1000} s")
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
-        # Once docked, our top-level window is napari's: save before it closes.
-        window = self.window()
+        self.watch_window(self.window())
+        super().showEvent(event)
+
+    def watch_window(self, window) -> None:
+        """Save before ``window`` (napari's, once docked) closes; called when shown, and by the panel
+        that holds this widget in a tab that may never be shown."""
         watched = self._watched_window() if self._watched_window is not None else None
         if window is not self and window is not watched:
             window.installEventFilter(self._close_watcher)
             self._watched_window = weakref.ref(window)  # weak: holding napari's window leaks it
-        super().showEvent(event)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt naming)
         self.autosave()

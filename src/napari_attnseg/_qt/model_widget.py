@@ -6,7 +6,7 @@ from pathlib import Path
 
 import napari
 from magicgui.widgets import ComboBox, Container, FileEdit
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_info
 from qtpy.QtWidgets import QLabel, QPlainTextEdit, QVBoxLayout
 
 from . import _common
@@ -16,6 +16,20 @@ from ._workers import start_worker
 SAVE_FORMATS = {"napari-attnseg model (.safetensors)": ("safetensors", ".safetensors"),
                 "ONNX (.onnx)": ("onnx", ".onnx"), "TorchScript (.pt)": ("torchscript", ".pt"),
                 "bioimage.io package (.zip)": ("bioimageio", ".zip")}
+
+
+def _load_job(path: Path):
+    """Worker: read a model file (the first one imports torch)."""
+    from ..files.loading import load_model
+
+    yield None
+    return load_model(path)
+
+
+def _card_job(session):
+    """Worker: the model in use's card (loading the bundled model on first use)."""
+    yield None
+    return session.model.summary()
 
 
 def _save_job(model, path: Path, save_format: str):
@@ -49,9 +63,6 @@ class ModelWidget(_common.WorkerDock):
         self.save_format = ComboBox(label="save as", choices=list(SAVE_FORMATS))
         self.save_file = FileEdit(label="save to", mode="w")
         self.save_button = _common.button("Save", self.save, "save or export the model in use")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-
         layout = QVBoxLayout(self)
         layout.addWidget(QLabel("Model in use"))
         layout.addWidget(self.card)
@@ -69,23 +80,38 @@ class ModelWidget(_common.WorkerDock):
         self.show_card()
 
     def show_card(self) -> None:
-        self.card.setPlainText(f"in use: {self.session.model_label}\n\n{self.session.model.summary()}")
+        """The card of the model in use; the bundled one is loaded in a worker the first time."""
+        label = self.session.model_label
+        if self.session.current_model is not None or self.session.default_loaded:
+            self.card.setPlainText(f"in use: {label}\n\n{self.session.model.summary()}")
+            return
+        self.card.setPlainText("loading the bundled model…")
+        self._card_worker = start_worker(
+            _card_job, self.session, description="Loading the model",
+            on_return=lambda summary: self.card.setPlainText(f"in use: {label}\n\n{summary}"),
+            on_error=lambda message: self.status.setText(message))
 
     def open_model(self) -> None:
-        from ..errors import AttnSegError
-        from ..files.loading import load_model
-
         path = Path(str(self.open_file.value))
-        if not path.name:
-            show_error("Model: choose a model file first")
+        if not path.name or path == Path("."):
+            self.fail("Model: choose a model file first")
             return
-        try:
-            model = load_model(path)
-        except AttnSegError as error:
-            show_error(f"Model: {error}")
-            return
-        self.session.set_model(model, path.name)
-        show_info(f"AttnSeg now uses {path.name}")
+        self.open_button.setEnabled(False)
+        self.status.setText(f"reading {path.name}…")
+
+        def opened(model) -> None:
+            # one name for one model: its card's (the file it came from is said here once)
+            self.session.set_model(model, model.name)
+            self.status.setText(f"now using {model.name} (from {path.name})")
+            show_info(f"AttnSeg now uses {model.name} (from {path.name})")
+
+        self.worker = start_worker(_load_job, path, description=f"Opening {path.name}", on_return=opened,
+                                   on_error=lambda message: self.status.setText(message),
+                                   on_finish=self._open_finished)
+
+    def _open_finished(self) -> None:
+        self.open_button.setEnabled(True)
+        self.worker = None
 
     def _suggest_suffix(self, choice: str) -> None:
         current = Path(str(self.save_file.value))
@@ -96,7 +122,7 @@ class ModelWidget(_common.WorkerDock):
         """Save (safetensors) or export the model in use to the chosen file, in a worker."""
         path = Path(str(self.save_file.value))
         if not path.name or path.is_dir():
-            show_error("Model: choose a file to save to")
+            self.fail("Model: choose a file to save to")
             return
         save_format, suffix = SAVE_FORMATS[self.save_format.value]
         if not path.suffix:
@@ -107,6 +133,7 @@ class ModelWidget(_common.WorkerDock):
         self.worker = start_worker(
             _save_job, model, path, save_format, description=f"Saving {model.name}",
             on_return=lambda report, where=path: self._on_saved(where, report),
+            on_error=lambda message: self.status.setText(message),
             on_finish=self._finished,
         )
 

@@ -3,37 +3,64 @@
 from __future__ import annotations
 
 import logging
-import weakref
 from dataclasses import dataclass
 
 import napari
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtWidgets import QHBoxLayout, QProgressBar, QVBoxLayout
 from superqt import QCollapsible
 
 from ..config import InferConfig
-from . import _common
-from ._model_picker import MODEL_TUNED, ModelPicker
+from . import _common, _suggest, _warmup
+from ._model_picker import MODEL_TUNED, ModelPicker, Resolved
 from ._session import LayerNames, PredictionRecord
 from ._workers import start_worker
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class _Target:
     """The image layer a segmentation belongs to, and its project image if it is one.
 
-    Held by reference, not by name: the user may switch images, close or rename the layer, or open
-    another image of the same name while the worker runs; the result must reach this image or none.
+    Followed by its unique_id, not by name: the user may switch images, close or rename the layer,
+    or open another image of the same name while the worker runs; the result must reach this image
+    or none.
     """
 
-    layer: weakref.ref
+    layer_id: str
     name: str
     entry: object | None  # ImageEntry
     confirmed_replace: bool
+
+
+def _segment_job(resolve, image, config: InferConfig, channel_axis, return_attention: bool, chunked: bool):
+    """Worker: load the model (the first one imports torch), check the device, then segment."""
+    from ..runtime.devices import resolve_device
+
+    model, label = resolve()
+    resolve_device(config.device)  # an absent GPU is one clear message before any work
+    yield Resolved(model, label)
+    if chunked:  # a pyramid, a zarr/dask array, or a huge image that is not a project's
+        from ..inference.chunked import segment_large_steps
+
+        return (yield from segment_large_steps(image, model, config, channel_axis))
+    from ..inference.predict import segment_steps
+
+    return (yield from segment_steps(image, model, config, channel_axis, return_attention, True))
+
+
+def _project_job(resolve, project, config: InferConfig, hold):
+    from ..project.folder import segment_project_steps
+    from ..runtime.devices import resolve_device
+
+    model, label = resolve()
+    resolve_device(config.device)
+    yield Resolved(model, label)
+    return (yield from segment_project_steps(project, model, config, hold=hold))
 
 
 class SegmentWidget(_common.WorkerDock):
@@ -42,15 +69,22 @@ class SegmentWidget(_common.WorkerDock):
     def __init__(self, napari_viewer: napari.Viewer) -> None:
         super().__init__(napari_viewer)
         _common.warm_up_labels()
+        _warmup.warm_up()
 
+        defaults = InferConfig()
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
         self.model_picker = ModelPicker("model")
         self.model_combo, self.model_file = self.model_picker.combo, self.model_picker.file
-        self.device_combo = ComboBox(label="device", choices=["auto", "cpu", "cuda", "mps"])
-        self.form = Container(widgets=[self.image_combo, self.model_combo, self.model_file, self.device_combo])
-        self.tile_size = SpinBox(label="tile size", value=InferConfig.tile_size, min=32, max=4096, step=32)
-        self.threshold = FloatSpinBox(label="probability threshold", value=0.5, min=0.05, max=0.95, step=0.05)
-        self.min_size = SpinBox(label="minimum object size", value=15, min=0, max=100000)
+        self.device_combo = ComboBox(label="device", choices=["auto", "cpu"], value="auto")
+        self.diameter = FloatSpinBox(label="object diameter (px)", value=0.0, min=0.0, max=2000.0, step=1.0,
+                                     tooltip="the nuclei's typical diameter; auto measures it on the image")
+        self.diameter.native.setSpecialValueText("auto")
+        self.form = Container(widgets=[self.image_combo, self.model_combo, self.model_file, self.device_combo,
+                                       self.diameter])
+        self.tile_size = SpinBox(label="tile size", value=defaults.tile_size, min=32, max=4096, step=32)
+        self.threshold = FloatSpinBox(label="probability threshold", value=defaults.prob_threshold, min=0.05,
+                                      max=0.95, step=0.05)
+        self.min_size = SpinBox(label="minimum object size", value=defaults.min_size, min=0, max=100000)
         self.show_probability = CheckBox(text="foreground probability layer", value=False)
         self.show_uncertainty = CheckBox(text="uncertainty layer", value=False)
         self.show_attention = CheckBox(text="attention-gate layers", value=False)
@@ -66,11 +100,10 @@ class SegmentWidget(_common.WorkerDock):
         self.cancel_button = _common.button("Cancel", self.cancel, "stop the running segmentation")
         self.cancel_button.setEnabled(False)
         self.suggest_button = _common.button("Suggest where to correct", self.suggest,
-                                             "jump to the most uncertain region you have not checked")
+                                             "outline the most uncertain region you have not checked, and go there")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.status = QLabel("model: bundled default (loads on first use)")
-        self.status.setWordWrap(True)
+        self.status.setText("model: bundled default (loads on first use)")
 
         buttons = QHBoxLayout()
         for widget in (self.segment_button, self.segment_all_button, self.cancel_button):
@@ -87,33 +120,50 @@ class SegmentWidget(_common.WorkerDock):
         _common.watch_layers(self.viewer, self.form)
         self.session.model_changed.connect(self._on_model_changed)
         self.session.project_changed.connect(self._update_buttons)
-        self._scratch: dict[int, str] = {}  # chunked labels on disk, by their layer's id
+        self.session.image_shown.connect(self._select_image)
+        self._scratch: dict[str, str] = {}  # chunked labels on disk, by their layer's unique_id
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        _warmup.when_devices_known(self._set_devices)
         self._update_buttons()
 
     # -- options ---------------------------------------------------------------------------------
-    def infer_config(self):
-        tile_size = int(self.tile_size.value)
-        return InferConfig(tile_size=tile_size, overlap=min(32, tile_size // 2),
-                           prob_threshold=float(self.threshold.value), min_size=int(self.min_size.value),
-                           device=str(self.device_combo.value))
+    def _set_devices(self, devices: list[str]) -> None:
+        """Offer only the devices this machine has (known once the engine is imported)."""
+        current = self.device_combo.value
+        self.device_combo.choices = devices
+        self.device_combo.value = current if current in devices else "auto"
 
-    def chosen_model(self):
-        """The model the combo box names, now also the session's; AttnSegError if unavailable."""
-        model, label = self.model_picker.resolve(self.session)
-        if model is not self.session.current_model:
-            self.session.set_model(model, label, tuned=self.model_combo.value == MODEL_TUNED)
-        return model
+    def _select_image(self, image_name: str) -> None:
+        """Follow the project: the image just shown is the one to segment."""
+        self.form.reset_choices()
+        if image_name in self.image_combo.choices:
+            self.image_combo.value = image_name
+
+    def infer_config(self) -> InferConfig:
+        tile_size = int(self.tile_size.value)
+        diameter = float(self.diameter.value) or None
+        return InferConfig(tile_size=tile_size, overlap=min(InferConfig.overlap, tile_size // 2),
+                           prob_threshold=float(self.threshold.value), min_size=int(self.min_size.value),
+                           device=str(self.device_combo.value), diameter=diameter)
+
+    def _resolver(self):
+        """What the worker calls to get the chosen model (read the choice now, load it there)."""
+        picker, session = self.model_picker, self.session
+        choice, file = picker.combo.value, picker.file.value
+        return lambda: picker.resolve(session, choice, file)
+
+    def _use_resolved(self, resolved: Resolved) -> None:
+        """Main thread: the model the job runs with becomes the session's model in use."""
+        if resolved.model is not self.session.current_model:
+            self.session.set_model(resolved.model, resolved.label, tuned=self.model_combo.value == MODEL_TUNED)
 
     # -- segment one image -----------------------------------------------------------------------
     def start(self) -> None:
         from ..errors import AttnSegError
-        from ..inference.chunked import segment_large_steps
-        from ..inference.predict import segment_steps
 
         layer = _common.get_layer(self.viewer, self.image_combo.value)
         if layer is None:
-            show_error("Segment: open an image first")
+            self.fail("Segment: open an image first")
             return
         names = LayerNames(layer.name)
         existing = _common.get_layer(self.viewer, names.labels)
@@ -124,33 +174,27 @@ class SegmentWidget(_common.WorkerDock):
                                          "segmentation (and clear its checked regions)?"):
                 return
             confirmed_replace = True
-        try:
-            chunked = self._takes_chunked_path(layer, -1 if layer.rgb else None)
-            config = self.infer_config()
-            model = self.chosen_model()
-            from ..runtime.devices import resolve_device
-
-            resolve_device(config.device)
-        except AttnSegError as error:
-            show_error(f"Segment: {error}")
-            return
         channel_axis = -1 if layer.rgb else None
+        try:
+            chunked = self._takes_chunked_path(layer, channel_axis)
+            config = self.infer_config()
+            self.model_picker.check_choice(self.session)
+        except AttnSegError as error:
+            self.fail(f"Segment: {error}")
+            return
         entry = self.session.current_entry
-        target = _Target(weakref.ref(layer), layer.name,
+        target = _Target(layer.unique_id, layer.name,
                          entry if entry is not None and entry.stem == layer.name else None, confirmed_replace)
         self._set_running(True)
-        self.status.setText(f"segmenting {layer.name} with {self.session.model_label}…")
-        if chunked:  # a pyramid, a zarr/dask array, or a huge image that is not a project's
-            steps, arguments = segment_large_steps, (layer.data, model, config, channel_axis)
-        else:
-            steps, arguments = segment_steps, (np.asarray(layer.data), model, config, channel_axis,
-                                               bool(self.show_attention.value), True)
+        self.status.setText(f"segmenting {layer.name}…")
+        image = layer.data if chunked else np.asarray(layer.data)
         self.worker = start_worker(
-            steps, *arguments,
+            _segment_job, self._resolver(), image, config, channel_axis, bool(self.show_attention.value), chunked,
             description=f"Segmenting {layer.name}",
             on_yield=self._on_progress,
             on_return=lambda result: self._on_result(target, result),
             on_abort=lambda: self.status.setText("segmentation cancelled; layers unchanged"),
+            on_error=lambda message: self.status.setText(message),
             on_finish=lambda: self._set_running(False),
         )
 
@@ -174,17 +218,21 @@ class SegmentWidget(_common.WorkerDock):
         return lazy or entry is None or entry.stem != layer.name
 
     def _on_progress(self, report) -> None:
+        if isinstance(report, Resolved):
+            self._use_resolved(report)
+            self.status.setText(f"segmenting with {report.label}…")
+            return
         self.progress.setValue(int(report.fraction * 1000))
         if getattr(report, "stage", None):  # the chunked path counts chunks
             self.status.setText(f"{report.stage} on {report.device}: chunk {report.done}/{report.total}")
-        elif getattr(report, "device", None):
+        elif getattr(report, "device", None) and report.done:
             self.status.setText(f"segmenting on {report.device}: {report.done}/{report.total} tiles")
 
     def _target_layer(self, target: _Target):
         """The image layer ``target`` names now: the same layer (maybe renamed), or its project image
         shown again; None when it was closed."""
-        layer = target.layer()
-        if layer is not None and _common.is_open(self.viewer, layer):
+        layer = _common.layer_by_id(self.viewer, target.layer_id)
+        if layer is not None:
             return layer
         if target.entry is not None and self.session.current_entry is target.entry:
             return _common.get_layer(self.viewer, target.entry.stem)
@@ -240,8 +288,10 @@ class SegmentWidget(_common.WorkerDock):
             _common.put_layer(self.viewer, name, data, Image, scale=scale, colormap=colormap, visible=False,
                               contrast_limits=(0, 1))
         self.viewer.layers.selection.active = self.viewer.layers[names.labels]
+        diameter = result.prediction.diameter
+        size = f", nuclei ~{diameter:.0f} px" if diameter else ""
         self.status.setText(f"{image_name}: {int(labels.max())} objects "
-                            f"({self.session.model_label}, {result.prediction.device})")
+                            f"({self.session.model_label}, {result.prediction.device}{size})")
         self.progress.setValue(1000)
         on_screen = target.entry is not None and self.session.current_entry is target.entry
         if on_screen and names.labels == f"{image_name}_labels":
@@ -259,7 +309,7 @@ class SegmentWidget(_common.WorkerDock):
                 name = f"{layer.name}_labels_model"  # never replace a layer that may hold edits
             added = self.viewer.add_labels(result.labels, name=name, scale=layer.scale[-2:],
                                            translate=layer.translate[-2:])
-            self._scratch[id(added)] = result.path  # removed with the layer
+            self._scratch[added.unique_id] = result.path  # removed with the layer
             message = f"{layer.name}: {result.n_objects} objects, segmented chunk by chunk; labels in {result.path}"
         self.status.setText(message)
         self.progress.setValue(1000)
@@ -269,7 +319,7 @@ class SegmentWidget(_common.WorkerDock):
         in the temporary directory goes too (File › Save Selected Layers keeps a copy)."""
         import shutil
 
-        path = self._scratch.pop(id(event.value), None)
+        path = self._scratch.pop(event.value.unique_id, None)
         if path is not None:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -293,44 +343,57 @@ class SegmentWidget(_common.WorkerDock):
     # -- segment the project ---------------------------------------------------------------------
     def start_all(self) -> None:
         from ..errors import AttnSegError
-        from ..project.folder import segment_project_steps
 
         project = self.session.project
         if project is None:
-            show_error("Segment all: open a folder as a project first (AttnSeg: Images)")
+            self.fail("Segment all: open a folder as a project first (AttnSeg: Images)")
             return
         try:
-            config, model = self.infer_config(), self.chosen_model()
+            config = self.infer_config()
+            self.model_picker.check_choice(self.session)
         except AttnSegError as error:
-            show_error(f"Segment all: {error}")
+            self.fail(f"Segment all: {error}")
             return
         self.session.autosave()
+        entry = self.session.current_entry
+        hold = entry if entry is not None and entry.status in ("new", "segmented") else None
+        # the image on screen comes back to this dock, which shows and saves it like a Segment
+        target = _Target(_common.get_layer(self.viewer, entry.stem).unique_id, entry.stem, entry, False) \
+            if hold is not None and _common.get_layer(self.viewer, entry.stem) is not None else None
         self._set_running(True)
+        self.status.setText("segmenting the project…")
         self.worker = start_worker(
-            segment_project_steps, project, model, config,
-            description="Segmenting project", on_yield=self._on_progress_all,
+            _project_job, self._resolver(), project, config, hold if target is not None else None,
+            description="Segmenting project", on_yield=lambda report: self._on_progress_all(report, target),
             on_return=self._on_all_done,
             on_abort=lambda: self.status.setText("project segmentation cancelled; finished images kept"),
+            on_error=lambda message: self.status.setText(message),
             on_finish=lambda: (self._set_running(False), self.session.project_changed.emit()),
         )
 
-    def _on_progress_all(self, report) -> None:
+    def _on_progress_all(self, report, target: _Target | None) -> None:
+        if isinstance(report, Resolved):
+            self._use_resolved(report)
+            return
         self.progress.setValue(int(report.fraction * 1000))
         self.status.setText(f"image {report.image + 1}/{report.n_images}: {report.name}")
+        if report.held is not None and target is not None:
+            self._on_result(target, report.held)
 
     def _on_all_done(self, summary: dict) -> None:
         message = f"Segmented {summary['segmented']} image(s); corrected images were left as they are"
         if summary["failed"]:
             message += f". Could not read: {', '.join(summary['failed'])}"
-            show_error(message)
-        else:
-            show_info(message)
+            self.fail(message)
+            return
+        show_info(message)
         self.status.setText(message)
 
     # -- controls --------------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
         self.segment_button.setEnabled(not running)
         self.segment_all_button.setEnabled(not running and self.session.project is not None)
+        self.suggest_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         if not running:
             self.worker = None
@@ -343,26 +406,42 @@ class SegmentWidget(_common.WorkerDock):
 
     # -- suggest ---------------------------------------------------------------------------------
     def suggest(self) -> None:
-        from ..inference.uncertainty import most_uncertain_window
+        """Outline the most uncertain unchecked region and go there; first measure the uncertainty in
+        a worker if this image has none yet (say, it was segmented by Segment all)."""
+        from ..errors import AttnSegError
 
         name = self.image_combo.value
-        record = self.session.predictions.get(name) if name else None
-        if record is None or record.uncertainty is None:
-            show_error("Suggest: segment this image first")
+        layer = _common.get_layer(self.viewer, name)
+        if layer is None:
+            self.fail("Suggest: open an image first")
             return
-        checked_layer = _common.get_layer(self.viewer, LayerNames(name).checked)
-        checked = np.asarray(checked_layer.data) > 0 if checked_layer is not None else None
-        uncertainty = record.uncertainty
-        if uncertainty.ndim == 3:  # a stack: look in the plane on screen
-            plane = int(self.viewer.dims.current_step[0])
-            uncertainty = uncertainty[plane]
-            checked = checked[plane] if checked is not None else None
-        centre = most_uncertain_window(uncertainty, checked, window=128)
-        if centre is None:
-            show_info("Every pixel of this image is marked checked")
+        record = self.session.predictions.get(name)
+        if record is not None and record.uncertainty is not None:
+            self.status.setText(_suggest.show_most_uncertain(self.viewer, layer, record.uncertainty))
             return
-        layer = self.viewer.layers[name]
-        world = np.asarray(centre) * np.asarray(layer.scale[-2:]) + np.asarray(layer.translate[-2:])
-        self.viewer.camera.center = tuple(world)
-        self.viewer.camera.zoom = max(self.viewer.camera.zoom, 2.0)
-        self.status.setText(f"most uncertain unchecked region around row {centre[0]}, column {centre[1]}")
+        try:
+            config = self.infer_config()
+            self.model_picker.check_choice(self.session)
+        except AttnSegError as error:
+            self.fail(f"Suggest: {error}")
+            return
+        self._set_running(True)
+        self.status.setText(f"measuring where the model is unsure on {name}…")
+        image_id, channel_axis = layer.unique_id, -1 if layer.rgb else None
+
+        def measured(result) -> None:
+            current = _common.layer_by_id(self.viewer, image_id)
+            if current is None:
+                self.status.setText(f"{name} was closed; nothing to suggest")
+                return
+            kept = self.session.predictions.get(current.name)
+            if kept is None:
+                kept = self.session.predictions[current.name] = PredictionRecord(result.labels.copy())
+            kept.uncertainty = result.uncertainty  # the labels on screen stay as they are
+            self.status.setText(_suggest.show_most_uncertain(self.viewer, current, result.uncertainty))
+
+        self.worker = start_worker(
+            _segment_job, self._resolver(), np.asarray(layer.data), config, channel_axis, False, False,
+            description=f"Measuring uncertainty on {name}", on_yield=self._on_progress, on_return=measured,
+            on_abort=lambda: self.status.setText("cancelled"), on_error=lambda message: self.status.setText(message),
+            on_finish=lambda: self._set_running(False))

@@ -73,10 +73,12 @@ class SegModel:
             f"{self.config.norm_percentiles[0]}-{self.config.norm_percentiles[1]}",
             f"trained on:  {self.card.get('trained_on', '?')}",
         ]
-        if self.history:
-            best = max(self.history, key=lambda record: record.get("val_ap50", -1.0))
-            lines.append(f"history:     {len(self.history)} epochs, best val AP50 "
-                         f"{best.get('val_ap50', float('nan')):.3f} at epoch {best.get('epoch')}")
+        scored = [(record, key) for record in self.history for key in ("val_ap50", "dev_ap50") if key in record]
+        if scored:
+            best, key = max(scored, key=lambda pair: pair[0][pair[1]])
+            when = f"epoch {best['epoch']}" if "epoch" in best else f"step {best.get('step')}"
+            what = "validation" if key == "val_ap50" else "dev-set"
+            lines.append(f"history:     {len(self.history)} evaluations, best {what} AP50 {best[key]:.3f} at {when}")
         if self.card.get("description"):
             lines.append(f"description: {self.card['description']}")
         source = self.card.get("source")

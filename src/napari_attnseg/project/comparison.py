@@ -38,6 +38,7 @@ class Comparison:
     scores: list[dict]
     region: str = "whole image"
     seconds: list[float] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def best(self, key: str = "ap50") -> int:
         """Index of the model with the highest ``key`` (the first one on a tie)."""
@@ -53,6 +54,18 @@ class Comparison:
         return "\n".join(lines)
 
 
+REGIONS = ("auto", "checked", "unchecked", "whole")
+
+
+def trained_on(model: SegModel, image: np.ndarray) -> bool:
+    """Whether ``model`` was fine-tuned on this very image (its training record holds its hash)."""
+    from ..files.card import array_sha256
+
+    record = model.card.get("record") or {}
+    hashes = {entry.get("sha256") for entry in record.get("images", []) if isinstance(entry, dict)}
+    return bool(hashes) and array_sha256(np.asarray(image)) in hashes
+
+
 def compare_steps(
     image: np.ndarray,
     reference: np.ndarray,
@@ -60,21 +73,40 @@ def compare_steps(
     config: InferConfig | None = None,
     channel_axis: int | None = None,
     checked: np.ndarray | None = None,
+    region: str = "auto",
 ) -> Generator[CompareProgress, None, Comparison]:
     """Segment ``image`` with each model and score it against ``reference`` (corrected labels).
 
-    ``checked``, if given and not empty, limits the scores to the pixels a human checked (objects are
-    cut to it), since unchecked parts of the reference may still hold the old model's mistakes.
+    ``checked`` (optional) marks the pixels a human checked. ``region`` says where to score:
+    "checked" (objects cut to the checked pixels, since unchecked parts of the reference may still
+    hold the old model's mistakes), "unchecked", "whole", or "auto": the checked pixels, unless a
+    model was fine-tuned on this image (it has seen those very pixels, so its score there says
+    little), then the unchecked part where the reference has objects there. The comparison's
+    ``region`` and ``warnings`` say what was done.
     """
     import time
 
     if len(models) < 1:
         raise InputError("give at least one model to compare")
+    if region not in REGIONS:
+        raise InputError(f"region must be one of {', '.join(REGIONS)}, got {region!r}")
     reference = np.asarray(reference)
     if checked is not None:
         checked = check_mask(checked, reference.shape)
         if not checked.any():
             checked = None
+    seen = [name for name, model in models if trained_on(model, image)]
+    warnings = [f"{name} was fine-tuned on this image" + (", on its checked pixels" if checked is not None else "")
+                + ": its score here is not a test on new data" for name in seen]
+    if region == "auto":
+        region = "checked"
+        if seen and checked is not None and np.any(reference[~checked]):
+            region = "unchecked"
+            warnings.append("so the scores count only the part not checked (not trained on)")
+    if region == "unchecked" and checked is not None:
+        checked = ~checked
+    elif region == "whole":
+        checked = None
     planes = as_channels_first(image, models[0][1].config.in_channels, channel_axis)
     spatial = planes.shape[-2:] if planes.ndim == 3 else (planes.shape[0], *planes.shape[-2:])
     if tuple(spatial) != reference.shape:
@@ -91,5 +123,6 @@ def compare_steps(
         scores.append(evaluate(segmentation.labels, reference, checked))
         seconds.append(time.perf_counter() - started)
         yield CompareProgress(index, len(models), name, 1.0)
-    region = "whole image" if checked is None else f"checked pixels ({checked.mean():.0%} of the image)"
-    return Comparison(names, labels, scores, region, seconds)
+    where = "unchecked part" if region == "unchecked" else "checked pixels"
+    region_text = "whole image" if checked is None else f"{where} ({checked.mean():.0%} of the image)"
+    return Comparison(names, labels, scores, region_text, seconds, warnings)

@@ -13,7 +13,6 @@ from skimage.feature import peak_local_max
 from skimage.segmentation import expand_labels, relabel_sequential, watershed
 
 from ..errors import InputError
-from ..inference.postprocess import remove_small  # noqa: F401  (one of the Correct widget's edits)
 
 
 def _require(labels: np.ndarray, label_id: int) -> np.ndarray:
@@ -121,3 +120,38 @@ def changed_pixels(before: np.ndarray, after: np.ndarray) -> tuple[tuple[np.ndar
 
 def object_count(labels: np.ndarray) -> int:
     return int(np.count_nonzero(np.bincount(labels.ravel())[1:])) if labels.size else 0
+
+
+def delete_inside(labels: np.ndarray, region: np.ndarray, share: float = 0.5) -> np.ndarray:
+    """Delete every object with at least ``share`` of its pixels inside the bool ``region``."""
+    region = np.asarray(region, dtype=bool)
+    if region.shape != labels.shape:
+        raise InputError(f"the region {region.shape} does not fit the labels {labels.shape}")
+    areas = np.bincount(labels.ravel())
+    inside = np.bincount(labels[region].ravel(), minlength=areas.size)
+    doomed = np.flatnonzero((inside >= share * np.maximum(areas, 1)) & (areas > 0))
+    doomed = doomed[doomed > 0]
+    if doomed.size == 0:
+        raise InputError("no object lies mostly inside the region")
+    return np.where(np.isin(labels, doomed), 0, labels).astype(labels.dtype, copy=False)
+
+
+def merge_edits(base: np.ndarray, edited: np.ndarray, newer: np.ndarray) -> np.ndarray:
+    """Put the edits made on ``base`` (the pixels where ``edited`` differs from it) onto ``newer``
+    labels that replaced ``base`` meanwhile (say, another program saved a segmentation).
+
+    Objects the edits painted anew get ids above every id in ``newer``, so they join nothing there;
+    pixels the edits did not touch keep ``newer``'s ids.
+    """
+    changed = edited != base
+    merged = np.array(newer, copy=True)
+    if not changed.any():
+        return merged
+    painted_ids = np.unique(edited[changed])
+    new_ids = painted_ids[(painted_ids > 0) & ~np.isin(painted_ids, np.unique(base))]
+    lookup = {int(old): next_free_label(newer) + index for index, old in enumerate(new_ids)}
+    values = edited[changed]
+    for old, new in lookup.items():
+        values = np.where(values == old, new, values)
+    merged[changed] = values
+    return merged

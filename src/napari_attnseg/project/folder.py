@@ -161,6 +161,14 @@ class Project:
         path = self.labels_path(entry)
         return read_image(path).astype(np.int32) if path.exists() else None
 
+    def labels_stamp(self, entry: ImageEntry) -> tuple[int, int] | None:
+        """(modification time, size) of the labels file, or None: tells whether it changed since."""
+        try:
+            stat = self.labels_path(entry).stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
     def load_checked(self, entry: ImageEntry) -> np.ndarray | None:
         path = self.checked_path(entry)
         return read_image(path) > 0 if path.exists() else None
@@ -204,19 +212,25 @@ class Project:
 
 @dataclass(frozen=True)
 class ProjectProgress:
-    """Where a project-wide segmentation is: image ``image`` of ``n_images``."""
+    """Where a project-wide segmentation is: image ``image`` of ``n_images``.
+
+    ``held``: the finished Segmentation of the image given as ``hold`` (set on one report only).
+    """
 
     image: int
     n_images: int
     name: str
     fraction: float
+    held: object | None = None
 
 
-def segment_project_steps(project: Project, model, config=None):
+def segment_project_steps(project: Project, model, config=None, hold: ImageEntry | None = None):
     """Segment every project image that is new or only machine-segmented; corrections are kept.
 
     Yields ProjectProgress after every batch of tiles; returns {"segmented": n, "failed": [names]}.
-    Each image's labels are saved as soon as it is done, so a cancel keeps the finished ones.
+    Each image's labels are saved as soon as it is done, so a cancel keeps the finished ones. The
+    image ``hold`` (the one a viewer shows) is not saved here: its result comes in a report's
+    ``held``, for the viewer to show and save, so what is on screen and on disk cannot part.
     """
     from ..inference.predict import relay, segment_steps
 
@@ -226,12 +240,15 @@ def segment_project_steps(project: Project, model, config=None):
         try:
             image = project.read_image(entry)
             result = yield from relay(
-                segment_steps(image, model, config),
+                segment_steps(image, model, config, with_uncertainty=entry is hold),
                 lambda report, index=index, entry=entry: ProjectProgress(
                     index, len(todo), entry.file, (index + report.fraction) / len(todo)))
         except InputError as error:
             logger.warning("skipped %s: %s", entry.file, error)
             failed.append(entry.file)
+            continue
+        if entry is hold:
+            yield ProjectProgress(index, len(todo), entry.file, (index + 1) / len(todo), held=result)
             continue
         if entry.status not in ("new", "segmented"):
             continue  # corrected by hand while this ran: the corrections win

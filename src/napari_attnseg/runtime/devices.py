@@ -48,12 +48,12 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda":
         if not cuda_available():
             raise DeviceError("device 'cuda' was asked for, but this machine has no usable CUDA GPU "
-                              "(use --device auto or cpu)")
+                              "(choose device auto or cpu)")
         return torch.device("cuda")
     if name == "mps":
         if not mps_available():
             raise DeviceError("device 'mps' was asked for, but Apple's Metal backend is not available "
-                              "(use --device auto or cpu)")
+                              "(choose device auto or cpu)")
         return torch.device("mps")
     raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or mps")
 

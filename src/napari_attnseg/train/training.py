@@ -136,7 +136,7 @@ def train_steps(
     start = time.perf_counter()
     history: list[dict[str, Any]] = []
     baseline = validate(working, val_samples, infer_config) if val_samples else None
-    best_score = _score(baseline) if baseline else -math.inf
+    best_score = baseline["ap50"] if baseline else -math.inf
     best_state = copy.deepcopy(network.state_dict())
     validation = {"before": baseline, "after": baseline}
     if baseline:
@@ -170,11 +170,11 @@ def train_steps(
         record: dict[str, Any] = {"epoch": epoch, "step": step, "train_loss": float(np.mean(losses)),
                                   "lr": learning_rate}
         val_scores = validate(working, val_samples, infer_config) if val_samples else None
-        improved = val_scores is None or _score(val_scores) > best_score
+        improved = val_scores is None or beats(val_scores, validation["after"])
         if val_scores:
             record.update(_prefixed(val_scores))
         if improved:
-            best_score = _score(val_scores) if val_scores else best_score
+            best_score = val_scores["ap50"] if val_scores else best_score
             validation["after"] = val_scores
             best_state = copy.deepcopy(network.state_dict())
             epochs_since_best = 0
@@ -238,9 +238,19 @@ def _class_weights(model: SegModel, config: TrainConfig) -> torch.Tensor:
     return weights
 
 
-def _score(scores: dict[str, float]) -> float:
-    """Validation ranking: AP at IoU 0.5, ties broken by foreground Dice."""
-    return scores["ap50"] + 1e-3 * scores["dice"]
+#: a Dice gain that counts when AP50 is unchanged (smaller ones are noise on a small held-back part)
+DICE_MARGIN = 0.01
+
+
+def beats(scores: dict[str, float] | None, reference: dict[str, float] | None) -> bool:
+    """The one rule for "better on the held-back part", for keeping an epoch's weights and for
+    adopting a fine-tuned model: a higher AP50, or the same AP50 with a Dice higher by DICE_MARGIN.
+    With nothing held back (no scores), nothing can be said: False."""
+    if scores is None or reference is None:
+        return False
+    if scores["ap50"] != reference["ap50"]:
+        return scores["ap50"] > reference["ap50"]
+    return scores["dice"] >= reference["dice"] + DICE_MARGIN
 
 
 def _prefixed(scores: dict[str, float]) -> dict[str, float]:
@@ -257,24 +267,29 @@ def _finish(working: SegModel, best_state, history, samples: list[Sample], confi
     network = copy.deepcopy(working.network).to("cpu").to(memory_format=torch.channels_last)
     network.load_state_dict({key: value.to("cpu") for key, value in best_state.items()})
     network.eval()
-    card = copy.deepcopy(base.card)
-    card.update({
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    trained_on = (f"{len(samples)} image plane(s), "
+                  f"{sum(int(sample.weights.sum()) for sample in samples):,} checked pixels")
+    # The card describes this model: its own date, description and history; what it came from is
+    # named under base_model (and in the training record), not copied in as if it were its own.
+    card = {
         "name": f"{base.name} (fine-tuned)" if "fine-tuned" not in base.name else base.name,
+        "created": now,
+        "description": f"Fine-tuned from {base.name} on {trained_on} (napari-attnseg fine-tuning).",
         "base_model": base.name,
-        "finetuned": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "trained_on": f"{len(samples)} image plane(s), "
-                      f"{sum(int(sample.weights.sum()) for sample in samples):,} checked pixels",
+        "finetuned": now,
+        "trained_on": trained_on,
         "train_config": config.to_dict(),
         "train_seconds": round(elapsed, 1),
-        "validation": copy.deepcopy(validation),
-        "history": list(base.history) + copy.deepcopy(history),
+        "validation": {**copy.deepcopy(validation), "improved": beats(validation["after"], validation["before"])},
+        "history": copy.deepcopy(history),
         "record": training_record(
             base.card, provenance["base_weights"], provenance["images"], config.to_dict(),
             provenance["versions"], provenance["device"], provenance["precision"], elapsed,
             epochs=max((record["epoch"] for record in history), default=0),
             steps=max((record["step"] for record in history), default=0),
             validation=copy.deepcopy(validation)),
-    })
+    }
     return SegModel(network=network, config=working.config, card=card)
 
 
