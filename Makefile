@@ -2,23 +2,28 @@
 #   make run    create .venv if missing, install torch's CPU wheel, then the project, open napari
 #   make test   the same plus the test extra and the apt packages napari needs headless; run pytest
 # For an NVIDIA GPU: make run TORCH="torch --index-url https://download.pytorch.org/whl/cu124"
+# Qt binding: PyQt5 by default; make test QT=pyqt6 runs the same suite under PyQt6 (in .venv-pyqt6).
+# Every install takes the versions in constraints.txt, the set the suite last passed with
+# (README: "Moving the pinned versions forward").
 
-VENV ?= .venv
+QT ?= pyqt5
+VENV ?= $(if $(filter pyqt5,$(QT)),.venv,.venv-$(QT))
 PY := $(VENV)/bin/python
 TORCH ?= torch==2.13.0
+CONSTRAINTS := -c constraints.txt
 APT_PACKAGES := xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libxcb-image0 libxcb-randr0 \
 	libxcb-render-util0 libxcb-shape0 libxcb-xfixes0 libxcb-xkb1 libxcb-cursor0 libxkbcommon-x11-0 \
 	libgl1 libegl1 libfontconfig1 libdbus-1-3 libglib2.0-0
 BENCH_FLAGS ?=  # make benchmark BENCH_FLAGS=--quick: every benchmark at its smallest settings
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test apt venv benchmark clean
+.PHONY: run test apt venv benchmark constraints clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	[ -x $(PY) ] || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)  # first, so the project does not pull a multi-GB CUDA build
-	$(PY) -m pip install -q -e ".[testing]"
+	$(PY) -m pip install -q $(CONSTRAINTS) -e ".[testing]" "napari[$(QT)]"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -50,6 +55,10 @@ benchmark: apt $(VENV)/.installed  # tables on stdout; JSON in runs/benchmarks/,
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) benchmarks/bench_ui_latency.py $(BENCH_FLAGS) \
 		--json runs/benchmarks/ui_latency.json
 	$(PY) benchmarks/summary.py runs/benchmarks/ | tee runs/benchmarks/summary.md
+
+constraints: $(VENV)/.installed  # after a green `make test`: pin what it ran with (both Qt bindings if present)
+	{ $(PY) -m pip freeze --exclude-editable; [ ! -x .venv-pyqt6/bin/python ] || .venv-pyqt6/bin/python -m pip \
+		freeze --exclude-editable; } | grep -v -i -E '^(torch|napari-attnseg)==' | sort -u -f > constraints.txt
 
 clean:
 	rm -rf $(VENV) .pytest_cache runs

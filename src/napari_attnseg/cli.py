@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .config import PRECISIONS, InferConfig
+from .config import DEVICES, PRECISIONS, InferConfig, TrainConfig
 from .errors import AttnSegError, InputError, OutOfMemory, SaveError
 
 logger = logging.getLogger(__name__)
@@ -59,10 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(seg)
     seg.add_argument("--tile-size", type=int, default=InferConfig.tile_size,
                      help=f"largest tile edge in pixels (default {InferConfig.tile_size})")
-    seg.add_argument("--prob-threshold", type=float, default=0.5,
-                     help="foreground probability threshold (default 0.5)")
-    seg.add_argument("--min-size", type=int, default=15,
-                     help="remove objects smaller than this many pixels (default 15)")
+    seg.add_argument("--prob-threshold", type=float, default=InferConfig.prob_threshold,
+                     help=f"foreground probability threshold (default {InferConfig.prob_threshold})")
+    seg.add_argument("--min-size", type=int, default=InferConfig.min_size,
+                     help=f"remove objects smaller than this many pixels (default {InferConfig.min_size})")
+    seg.add_argument("--diameter", type=float, default=None, metavar="PIXELS",
+                     help="the objects' typical diameter; images are rescaled to the size the model knows "
+                          "(default: measured on each image)")
     seg.add_argument("--channel-axis", type=int, default=None,
                      help="axis holding colour channels, e.g. -1 for (Y, X, C) images")
     seg.add_argument("--overwrite", action="store_true", help="replace label files that exist")
@@ -77,11 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("-o", "--output", type=Path, required=True, metavar="MODEL",
                       help="where to save the fine-tuned model")
     _add_model_options(tune)
-    tune.add_argument("--max-seconds", type=float, default=120.0, help="time budget (default 120)")
-    tune.add_argument("--epochs", type=int, default=200, help="epoch budget (default 200)")
-    tune.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    tune.add_argument("--checkpoint-every", type=float, default=60.0, metavar="SECONDS",
-                      help="save the best model so far to MODEL this often, so a killed run keeps it (default 60)")
+    tune.add_argument("--max-seconds", type=float, default=TrainConfig.max_seconds,
+                      help=f"time budget (default {TrainConfig.max_seconds:g})")
+    tune.add_argument("--epochs", type=int, default=TrainConfig.max_epochs,
+                      help=f"epoch budget (default {TrainConfig.max_epochs})")
+    tune.add_argument("--seed", type=int, default=TrainConfig.seed, help=f"random seed (default {TrainConfig.seed})")
+    tune.add_argument("--checkpoint-every", type=float, default=TrainConfig.checkpoint_every_s, metavar="SECONDS",
+                      help="save the best model so far to MODEL this often, so a killed run keeps it "
+                           f"(default {TrainConfig.checkpoint_every_s:g})")
 
     big = commands.add_parser(
         "segment-zarr", help="segment a large 2D zarr array or OME-Zarr image chunk by chunk (dask)",
@@ -133,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, metavar="MODEL",
                         help="model file (default: the bundled nuclei model)")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+    parser.add_argument("--device", default="auto", choices=DEVICES,
                         help="where to compute (default auto: cuda, then mps, then cpu)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
                         help="arithmetic of the network (default auto: fp16 on a GPU, bf16 on a CPU "
@@ -200,8 +206,8 @@ def _segment(args: argparse.Namespace) -> int:
     from .runtime.devices import resolve_device
 
     config = InferConfig(device=args.device, precision=args.precision, tile_size=args.tile_size,
-                         overlap=min(32, args.tile_size // 2), prob_threshold=args.prob_threshold,
-                         min_size=args.min_size)
+                         overlap=min(InferConfig.overlap, args.tile_size // 2),
+                         prob_threshold=args.prob_threshold, min_size=args.min_size, diameter=args.diameter)
     resolve_device(config.device)  # an absent GPU is reported before any work starts
     images = expand_images(args.images)
     outputs = plan_outputs(images, args.output, args.overwrite)

@@ -185,7 +185,10 @@ class TrainConfig(_Config):
         learning_rate: peak AdamW learning rate (cosine decay after a short warm-up).
         weight_decay: AdamW weight decay.
         val_fraction: share of the checked data held back for validation.
-        patience: epochs without a better validation score before stopping early.
+        patience: epochs without a better validation score before stopping early, counted only
+            once ``min_budget_share`` of the time budget is spent (a user who gave two minutes gets a
+            model that had them, not one that stopped after the first plateau).
+        min_budget_share: the share of max_seconds before which training never stops early.
         augment: random flips, 90-degree rotations, intensity jitter, blur, noise and (see
             scale_jitter) object-size jitter.
         scale_jitter: with augment, each crop is rescaled by a random factor within 1/scale_jitter ..
@@ -208,6 +211,7 @@ class TrainConfig(_Config):
     weight_decay: float = 1e-4
     val_fraction: float = 0.2
     patience: int = 15
+    min_budget_share: float = 0.5
     augment: bool = True
     scale_jitter: float = 1.25
     boundary_weight: float = 2.0
@@ -233,6 +237,8 @@ class TrainConfig(_Config):
                f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         _check(isinstance(self.patience, int) and self.patience >= 1,
                f"patience must be >= 1, got {self.patience!r}")
+        _check(isinstance(self.min_budget_share, (int, float)) and 0.0 <= self.min_budget_share <= 1.0,
+               f"min_budget_share must be 0..1, got {self.min_budget_share!r}")
         _check(self.boundary_weight > 0, "boundary_weight must be > 0")
         _check(isinstance(self.scale_jitter, (int, float)) and 1.0 <= self.scale_jitter <= 4.0,
                f"scale_jitter must be 1..4, got {self.scale_jitter!r}")

@@ -12,7 +12,7 @@ from napari_attnseg.inference.tiling import Blender, TileGrid
 @pytest.mark.parametrize("shape", [(5, 7), (64, 64), (100, 300), (257, 129)])
 def test_tiles_cover_every_pixel(shape):
     grid = TileGrid(shape, tile_size=64, overlap=16, multiple=8)
-    covered = np.zeros(grid.canvas_shape, dtype=int)
+    covered = np.zeros(grid.padded_shape, dtype=int)
     for tile in grid:
         assert tile.y % 8 == 0 and tile.x % 8 == 0
         covered[tile.slices] += 1

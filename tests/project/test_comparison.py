@@ -52,3 +52,17 @@ def test_labels_of_another_shape_are_refused_before_any_work(default_model):
 def test_best_picks_the_first_model_on_a_tie():
     scores = [{"ap50": 0.5}, {"ap50": 0.7}, {"ap50": 0.7}]
     assert Comparison(["a", "b", "c"], [], scores).best() == 1
+
+
+def test_a_model_trained_on_the_image_is_named_and_scored_on_the_unchecked_part(tiny_model):
+    from napari_attnseg.files.card import array_sha256
+
+    image, truth = nas.synthetic_nuclei((96, 96), seed=1, radius_range=(7.0, 9.0))
+    checked = np.zeros(truth.shape, bool)
+    checked[:48] = True
+    seen = tiny_model.copy()
+    seen.card["record"] = {"images": [{"name": "cells", "sha256": array_sha256(image)}]}
+    result = drain(compare_steps(image, truth, [("A", seen), ("B", tiny_model)], None, None, checked))
+    assert result.region.startswith("unchecked part") and "A was fine-tuned on this image" in result.warnings[0]
+    plain = drain(compare_steps(image, truth, [("B", tiny_model)], None, None, checked))
+    assert plain.region.startswith("checked pixels") and plain.warnings == []

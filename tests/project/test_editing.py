@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from napari_attnseg.errors import InputError
+from napari_attnseg.inference.postprocess import remove_small
 from napari_attnseg.project import editing
 
 
@@ -53,7 +54,7 @@ def test_fill_holes_remove_small_relabel():
     labels[6:8, 6:8] = 0
     labels[15, 15] = 9
     assert editing.fill_holes(labels)[7, 7] == 5
-    assert editing.remove_small(labels, 2)[15, 15] == 0
+    assert remove_small(labels, 2)[15, 15] == 0
     assert set(np.unique(editing.relabel(labels))) == {0, 1, 2}
     assert editing.next_free_label(labels) == 10
 
@@ -66,3 +67,25 @@ def test_changed_pixels_rebuild_the_edit():
     rebuilt = before.copy()
     rebuilt[indices] = values
     np.testing.assert_array_equal(rebuilt, after)
+
+
+def test_delete_inside_removes_objects_mostly_in_the_region():
+    labels = np.zeros((40, 40), np.int32)
+    labels[2:8, 2:8], labels[2:8, 20:26], labels[30:36, 30:36] = 1, 2, 3
+    region = np.zeros_like(labels, bool)
+    region[:12, :23] = True  # all of 1, half of 2 (3 columns of 6), none of 3
+    result = editing.delete_inside(labels, region)
+    assert set(np.unique(result)) == {0, 3}
+    with pytest.raises(InputError, match="no object"):
+        editing.delete_inside(result, np.zeros_like(region))
+
+
+def test_merge_edits_puts_edits_on_the_newer_labels_with_fresh_ids():
+    base = np.zeros((20, 20), np.int32)
+    edited = base.copy()
+    edited[2:5, 2:5] = 1  # painted on an empty layer: its id 1 ...
+    newer = np.zeros_like(base)
+    newer[10:15, 10:15] = 1  # ... is taken in the file someone saved meanwhile
+    merged = editing.merge_edits(base, edited, newer)
+    assert merged[12, 12] == 1 and merged[3, 3] == 2
+    np.testing.assert_array_equal(editing.merge_edits(base, base, newer), newer)

@@ -157,3 +157,27 @@ def test_content_hash_sees_shape_and_dtype():
 def test_names_must_match_images(tiny_model, nuclei_pair):
     with pytest.raises(InputError, match="one name per image"):
         nas.finetune(tiny_model, [nuclei_pair[0]], [nuclei_pair[1]], config=FAST, names=["a.tif", "b.tif"])
+
+
+def test_beats_is_one_rule_for_keeping_and_adopting():
+    from napari_attnseg.train.training import DICE_MARGIN, beats
+
+    same = {"ap50": 0.5, "dice": 0.7}
+    assert not beats(same, dict(same))
+    assert beats({"ap50": 0.51, "dice": 0.1}, same)
+    assert not beats({"ap50": 0.5, "dice": 0.7 + DICE_MARGIN / 2}, same)
+    assert beats({"ap50": 0.5, "dice": 0.7 + DICE_MARGIN}, same)
+    assert not beats(None, same) and not beats(same, None)
+
+
+def test_a_fine_tuned_models_card_describes_that_model(tiny_model, nuclei_pair):
+    image, labels = nuclei_pair
+    tiny_model.card.update({"created": "2020-01-01T00:00:00+00:00", "description": "Trained only on synthetic",
+                            "history": [{"epoch": 1, "val_ap50": 0.9}]})
+    tuned = nas.finetune(tiny_model, [image], [labels], config=TrainConfig(max_epochs=2, steps_per_epoch=2,
+                                                                           batch_size=2, crop_size=48))
+    assert tuned.card["created"] != "2020-01-01T00:00:00+00:00"
+    assert "synthetic" not in tuned.card["description"] and "Fine-tuned from" in tuned.card["description"]
+    assert all(record.get("val_ap50") != 0.9 for record in tuned.history)  # only its own epochs
+    assert tuned.card["base_model"] == tiny_model.name
+    assert "improved" in tuned.card["validation"]

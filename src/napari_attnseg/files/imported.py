@@ -21,7 +21,6 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -233,9 +232,3 @@ def load_exported(path: Path, trust_code: bool = False) -> SegModel | None:
         return load_torchscript(path, path.name, trust_code)
     return None
 
-
-def probabilities_of(model: SegModel, image: np.ndarray) -> np.ndarray:
-    """Class probabilities of an already normalised (N, C, Y, X) float32 array, on the CPU in fp32."""
-    with torch.inference_mode():
-        logits = model.network.eval()(torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)))
-        return torch.softmax(logits.float(), dim=1).numpy()

@@ -238,20 +238,6 @@ def _forward(network, batch: np.ndarray, device, dtype, return_attention: bool):
     return class_probs, maps_array
 
 
-def drain(steps: Generator, on_progress=None):
-    """Run a progress generator to the end and return its result.
-
-    ``on_progress``, if given, is called with every report the generator yields.
-    """
-    while True:
-        try:
-            report = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        if on_progress is not None:
-            on_progress(report)
-
-
 def relay(steps: Generator, convert):
     """Run the progress generator ``steps`` inside another: yield ``convert(report)`` for each of its
     reports and return its result (``yield from`` with the reports re-phrased)."""
@@ -261,6 +247,19 @@ def relay(steps: Generator, convert):
         except StopIteration as stop:
             return stop.value
         yield convert(report)
+
+
+def drain(steps: Generator, on_progress=None):
+    """Run a progress generator to the end and return its result.
+
+    ``on_progress``, if given, is called with every report the generator yields.
+    """
+    relayed = relay(steps, on_progress or (lambda report: None))
+    try:
+        while True:
+            next(relayed)
+    except StopIteration as stop:
+        return stop.value
 
 
 def predict(image, model: SegModel, config: InferConfig | None = None, channel_axis=None,

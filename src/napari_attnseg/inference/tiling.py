@@ -65,7 +65,6 @@ class TileGrid:
         self.tile_y, ys = _spread(self.padded_shape[0], tile, overlap, multiple)
         self.tile_x, xs = _spread(self.padded_shape[1], tile, overlap, multiple)
         self.overlap = overlap
-        self.canvas_shape = self.padded_shape
         self.tiles = [Tile(y, x, self.tile_y, self.tile_x) for y in ys for x in xs]
 
     def __len__(self) -> int:
@@ -76,8 +75,8 @@ class TileGrid:
 
     def pad(self, plane: np.ndarray) -> np.ndarray:
         """Pad a (..., Y, X) array to the canvas by reflection (replication if too small)."""
-        pad_y = self.canvas_shape[0] - plane.shape[-2]
-        pad_x = self.canvas_shape[1] - plane.shape[-1]
+        pad_y = self.padded_shape[0] - plane.shape[-2]
+        pad_x = self.padded_shape[1] - plane.shape[-1]
         widths = [(0, 0)] * (plane.ndim - 2) + [(0, pad_y), (0, pad_x)]
         mode = "reflect" if pad_y < plane.shape[-2] and pad_x < plane.shape[-1] else "edge"
         return np.pad(plane, widths, mode=mode)
@@ -105,8 +104,8 @@ class Blender:
     def __init__(self, grid: TileGrid, channels: int) -> None:
         self.grid = grid
         self.window = grid.weights()
-        self.total = np.zeros((channels, *grid.canvas_shape), dtype=np.float32)
-        self.weight = np.zeros(grid.canvas_shape, dtype=np.float32)
+        self.total = np.zeros((channels, *grid.padded_shape), dtype=np.float32)
+        self.weight = np.zeros(grid.padded_shape, dtype=np.float32)
 
     def add(self, tile: Tile, prediction: np.ndarray) -> None:
         rows, cols = tile.slices

@@ -185,7 +185,8 @@ def train_steps(
         history.append(record)
         snapshot = _finish(working, best_state, history, samples, config, model, elapsed,
                            validation, provenance) if improved else None
-        stop = out_of_time or epochs_since_best >= config.patience or epoch == config.max_epochs
+        settled = elapsed >= config.min_budget_share * config.max_seconds
+        stop = out_of_time or (settled and epochs_since_best >= config.patience) or epoch == config.max_epochs
         best_unsaved = best_unsaved or improved
         checkpointed = False
         if checkpoint is not None and best_unsaved and (
