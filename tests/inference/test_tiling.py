@@ -79,3 +79,28 @@ def test_image_smaller_than_a_tile():
     prediction = predict(np.ones((9, 13)) + np.eye(9, 13), model, InferConfig(tile_size=64, device="cpu"))
     assert prediction.probabilities.shape == (3, 9, 13)
     np.testing.assert_allclose(prediction.probabilities.sum(0), 1.0, rtol=1e-5)
+
+
+def test_the_banded_blend_equals_a_whole_plane_blend():
+    """Rows are written out as soon as no later tile covers them; the result is the plain blend."""
+    rng = np.random.default_rng(0)
+    grid = TileGrid((150, 170), tile_size=64, overlap=24, multiple=8)
+    blender = Blender(grid, channels=2)
+    total = np.zeros((2, *grid.padded_shape))
+    weight = np.zeros(grid.padded_shape)
+    for tile in grid:
+        prediction = rng.random((2, tile.size_y, tile.size_x)).astype(np.float32)
+        blender.add(tile, prediction)
+        total[:, tile.slices[0], tile.slices[1]] += prediction * grid.weights()
+        weight[tile.slices] += grid.weights()
+    expected = (total / weight)[:, :150, :170]
+    np.testing.assert_allclose(blender.result(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_blend_refuses_tiles_out_of_row_order():
+    grid = TileGrid((150, 170), tile_size=64, overlap=24, multiple=8)
+    blender = Blender(grid, channels=1)
+    tiles = list(grid)
+    blender.add(tiles[-1], np.zeros((1, tiles[-1].size_y, tiles[-1].size_x), np.float32))
+    with pytest.raises(ValueError, match="row by row"):
+        blender.add(tiles[0], np.zeros((1, tiles[0].size_y, tiles[0].size_x), np.float32))

@@ -21,23 +21,41 @@ def instances_from_probabilities(
     """
     background, interior, boundary = probabilities[0], probabilities[1], probabilities[2]
     foreground = (1.0 - background) > prob_threshold
-    seeds_mask = (ndi.gaussian_filter(interior, 1.0) > seed_threshold) & foreground
+    # float16 probabilities (large images) are smoothed in float32: scipy has no float16 filters
+    seeds_mask = (ndi.gaussian_filter(interior.astype(np.float32, copy=False), 1.0) > seed_threshold) & foreground
     seeds, _ = ndi.label(seeds_mask)
-    seeds = remove_small(seeds, max(min_size // 4, 2))
+    del seeds_mask
+    seeds = remove_small(seeds, max(min_size // 4, 2), in_place=True)
     labels = flood_from_seeds(boundary - interior, seeds, foreground)
-    unseeded, count = ndi.label(foreground & (labels == 0))
+    del seeds
+    # Image-sized temporaries are kept few (an 8192² plane's int32 copy is 268 MB): in place where it can be.
+    foreground &= labels == 0
+    unseeded, count = ndi.label(foreground)
     if count:
-        labels = np.where(unseeded > 0, unseeded + labels.max(), labels)
-    return _drop_small_and_renumber(labels, min_size)
+        inside = unseeded > 0
+        labels[inside] = unseeded[inside] + labels.max()
+    del unseeded
+    return _drop_small_and_renumber(labels, min_size, in_place=True)
 
 
-def _drop_small_and_renumber(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """``relabel_sequential(remove_small(labels, min_size))`` as one lookup (int32)."""
+def _lookup_in_place(lookup: np.ndarray, labels: np.ndarray, rows: int = 512) -> np.ndarray:
+    """``labels[...] = lookup[labels]``, a band of rows at a time (no second image-sized array)."""
+    flat = labels.reshape(-1, labels.shape[-1]) if labels.ndim > 1 else labels[np.newaxis]
+    for start in range(0, flat.shape[0], rows):
+        flat[start: start + rows] = lookup[flat[start: start + rows]]
+    return labels
+
+
+def _drop_small_and_renumber(labels: np.ndarray, min_size: int, in_place: bool = False) -> np.ndarray:
+    """``relabel_sequential(remove_small(labels, min_size))`` as one lookup (int32); ``in_place``
+    may reuse ``labels`` (the caller's own int32 array) for the result."""
     sizes = np.bincount(labels.ravel())
     keep = sizes >= max(min_size, 1)  # ids with no pixel get no number either
     keep[0] = False
     lookup = np.zeros(sizes.size, dtype=np.int32)
     lookup[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    if in_place and labels.dtype == np.int32 and labels.flags.c_contiguous and labels.flags.writeable:
+        return _lookup_in_place(lookup, labels)
     return lookup[labels]
 
 
@@ -49,32 +67,39 @@ def flood_from_seeds(elevation: np.ndarray, seeds: np.ndarray, mask: np.ndarray)
     the whole image spends most of its time on pixels that have no choice to make.
     """
     pieces, n_pieces = ndi.label(mask)  # 4-connected, as watershed's default connectivity
-    labels = np.zeros(mask.shape, dtype=np.int32)
     if n_pieces == 0 or seeds.max(initial=0) == 0:
-        return labels
+        return np.zeros(mask.shape, dtype=np.int32)
     seeded = seeds > 0
     piece_of_seed = np.zeros(int(seeds.max()) + 1, dtype=np.int64)
     piece_of_seed[seeds[seeded]] = pieces[seeded]
+    del seeded
     seed_ids = np.flatnonzero(piece_of_seed)
     seeds_per_piece = np.bincount(piece_of_seed[seed_ids], minlength=n_pieces + 1)
     single = seeds_per_piece[piece_of_seed[seed_ids]] == 1
     seed_of_piece = np.zeros(n_pieces + 1, dtype=np.int32)
     seed_of_piece[piece_of_seed[seed_ids[single]]] = seed_ids[single]
-    labels[:] = seed_of_piece[pieces]
     shared = seeds_per_piece > 1
     # One watershed per piece, in the piece's box: one over all pieces in a band of rows, or over all
     # of them packed into one mosaic, was slower (measured): its cost follows the pixels it floods.
-    for piece_id, box in enumerate(ndi.find_objects(np.where(shared[pieces], pieces, 0)), start=1):
-        if box is None:
+    # The floods are kept aside (they cover little of the image) so that ``pieces`` itself can then
+    # become the labels: one image-sized int32 array fewer.
+    floods = []
+    for piece_id, box in enumerate(ndi.find_objects(pieces), start=1):
+        if box is None or not shared[piece_id]:
             continue
         inside = pieces[box] == piece_id
-        flooded = watershed(elevation[box], markers=np.where(inside, seeds[box], 0), mask=inside)
-        labels[box][inside] = flooded[inside]
+        flooded = watershed(elevation[box].astype(np.float32, copy=False), markers=np.where(inside, seeds[box], 0),
+                            mask=inside)
+        floods.append((box, inside, flooded[inside]))
+    labels = _lookup_in_place(seed_of_piece, pieces.astype(np.int32, copy=False))  # seed_of_piece[pieces]
+    for box, inside, values in floods:
+        labels[box][inside] = values
     return labels
 
 
-def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Zero every object of fewer than ``min_size`` pixels (the dtype is kept)."""
+def remove_small(labels: np.ndarray, min_size: int, in_place: bool = False) -> np.ndarray:
+    """Zero every object of fewer than ``min_size`` pixels (the dtype is kept); ``in_place`` may
+    reuse ``labels`` (an int32 array of the caller's own) for the result."""
     if min_size <= 1 or labels.max(initial=0) == 0:
         return labels
     if labels.max() > 4 * labels.size:  # sparse huge ids: count them without bincount
@@ -88,6 +113,8 @@ def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
         return labels
     lookup = np.arange(sizes.size, dtype=labels.dtype)
     lookup[too_small] = 0
+    if in_place and labels.dtype == np.int32 and labels.flags.c_contiguous and labels.flags.writeable:
+        return _lookup_in_place(lookup, labels)
     return lookup[labels]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Generator
 
@@ -31,6 +32,9 @@ from .scale import (
 from .tiling import Blender, TileGrid
 
 log = logging.getLogger(__name__)
+
+#: above this many pixels, ``segment`` keeps the probabilities (which it does not return) in float16
+LARGE_PIXELS = 4096 * 4096
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ def predict_steps(
     channel_axis: int | None = None,
     return_attention: bool = False,
     prenormalised: bool = False,
+    probabilities_dtype=np.float32,
 ) -> Generator[InferProgress, None, Prediction]:
     """Predict class probabilities tile by tile, yielding progress after every batch of tiles.
 
@@ -97,6 +102,9 @@ def predict_steps(
     its objects have that size (``config.diameter``, or estimated by the network on a window of the
     image), and the probabilities are resized back to the image's grid. ``prenormalised``: the image
     is already what the network reads (converted and normalised; it is still rescaled by diameter).
+    Tiles are cut from the image and each is rescaled on its own, so no rescaled copy of the image
+    is ever made. ``probabilities_dtype``: float16 halves the memory of the result (``segment``
+    uses it for large images).
     """
     config = config or InferConfig()
     keep_freed_memory()
@@ -118,17 +126,15 @@ def predict_steps(
         yield InferProgress(1, 1, 0, 1, str(device))
         return Prediction(probabilities, maps, str(device), diameter, factor, modality)
 
-    shape = planes.shape[-2:]
     probabilities, attention = [], []
     done = 0
     for plane_index, plane in enumerate(planes):
-        if factor != 1.0:
-            plane = resize(plane, scaled_shape(shape, factor))
         while True:
             try:
                 plane_probabilities, plane_attention, n_tiles = yield from _predict_plane(
                     plane, network, model, plan, device, dtype, return_attention,
-                    _Counter(done, plane_index, len(planes), str(device)))
+                    _Counter(done, plane_index, len(planes), str(device)), factor=factor,
+                    probabilities_dtype=probabilities_dtype)
                 break
             except Exception as error:  # only allocation failures are retried; the rest re-raised
                 if not is_out_of_memory(error):
@@ -144,9 +150,9 @@ def predict_steps(
                             plan.batch_size, plan.tile_size, smaller.batch_size, smaller.tile_size)
                 plan = smaller
         done += n_tiles
-        probabilities.append(resize(plane_probabilities, shape))
+        probabilities.append(plane_probabilities)
         if plane_attention is not None:
-            attention.append(resize(plane_attention, shape))
+            attention.append(plane_attention)
 
     if not is_stack:  # a plane's blend as it is: stacking one plane would copy it
         return Prediction(probabilities[0], attention[0] if attention else None, str(device), diameter, factor,
@@ -171,7 +177,7 @@ def _estimate_diameter(planes, network, model: SegModel, config: InferConfig, pl
         crop = resize(crop, scaled_shape(crop.shape[-2:], factor)) if factor != 1.0 else crop
         probabilities, maps, _tiles = yield from _predict_plane(
             crop, network, model, plan, device, dtype, return_attention and factor == 1.0,
-            _Counter(0, 0, 1, str(device)), report=False)
+            _Counter(0, 0, 1, str(device)), report=False)  # the probe is already at the model's scale
         tried.append(factor)
         whole = factor == 1.0 and crop.shape[-2:] == shape
         labels = instances_from_probabilities(probabilities, config.prob_threshold, config.seed_threshold, min_size)
@@ -202,21 +208,38 @@ class _Counter:
 
 
 def _predict_plane(plane, network, model: SegModel, plan: TilePlan, device, dtype, return_attention: bool,
-                   counter: _Counter, report: bool = True):
-    """Blend one (C, Y, X) plane's tiles; yields progress after each batch, returns (probs, maps, tiles)."""
-    grid = TileGrid(plane.shape[-2:], plan.tile_size, plan.overlap, model.config.multiple)
+                   counter: _Counter, report: bool = True, factor: float = 1.0, probabilities_dtype=np.float32):
+    """Blend one (C, Y, X) plane's tiles; yields progress after each batch, returns (probs, maps, tiles).
+
+    With ``factor`` != 1 the tiles are cut at ``tile_size / factor`` image pixels, each resized to the
+    model's scale (a multiple of its size multiple) and its prediction resized back, so the blend is
+    on the image's own grid and memory does not grow with the factor.
+    """
+    multiple = model.config.multiple
+    if factor == 1.0:
+        grid = TileGrid(plane.shape[-2:], plan.tile_size, plan.overlap, multiple)
+    else:
+        source_tile, source_overlap = max(8, int(plan.tile_size / factor)), max(1, math.ceil(plan.overlap / factor))
+        grid = TileGrid(plane.shape[-2:], source_tile, source_overlap, 1)
+    network_shape = None if factor == 1.0 else tuple(
+        -(-max(multiple, round(side * factor)) // multiple) * multiple for side in (grid.tile_y, grid.tile_x))
     # planes not reached yet are counted with this plan's tile count, which may still change
     total = counter.done_before + len(grid) * (counter.n_planes - counter.plane)
     padded = grid.pad(plane)
-    blender = Blender(grid, model.config.n_classes)
+    blender = Blender(grid, model.config.n_classes, probabilities_dtype)
     attention_blender = None
     tiles = list(grid)
     for start in range(0, len(tiles), plan.batch_size):
         batch_tiles = tiles[start: start + plan.batch_size]
         batch = np.stack([padded[(slice(None), *tile.slices)] for tile in batch_tiles])
+        if network_shape is not None:
+            batch = resize(batch, network_shape)
         class_probs, maps = _forward(network, batch, device, dtype, return_attention)
+        if network_shape is not None:
+            class_probs = resize(class_probs, (grid.tile_y, grid.tile_x))
+            maps = resize(maps, (grid.tile_y, grid.tile_x)) if maps is not None else None
         if maps is not None and attention_blender is None:
-            attention_blender = Blender(grid, maps.shape[1])
+            attention_blender = Blender(grid, maps.shape[1], probabilities_dtype)
         for index, tile in enumerate(batch_tiles):
             blender.add(tile, class_probs[index])
             if attention_blender is not None:
@@ -293,7 +316,10 @@ def segment(image, model: SegModel | None = None, config: InferConfig | None = N
 
     model = model or load_model()
     config = config or InferConfig()
-    return labels_from_prediction(predict(image, model, config, channel_axis), model, config)
+    large = np.asarray(image).size > LARGE_PIXELS * max(model.config.in_channels, 1)
+    prediction = drain(predict_steps(image, model, config, channel_axis,
+                                     probabilities_dtype=np.float16 if large else np.float32))
+    return labels_from_prediction(prediction, model, config)
 
 
 @dataclass
