@@ -57,3 +57,19 @@ def show_most_uncertain(viewer, layer, uncertainty: np.ndarray) -> str:
     view.center = tuple(world)
     return (f"Most uncertain unchecked region: outlined in orange around row {centre[0]}, column {centre[1]}; "
             "correct it, then mark it checked")
+
+
+def keep_and_show(viewer, session, image_id: str, name: str, result) -> str:
+    """Main thread, after a worker measured the uncertainty of image ``image_id``: keep it in the
+    session (the labels on screen stay as they are) and show the region; returns a status line."""
+    from . import _common
+    from ._session import PredictionRecord
+
+    current = _common.layer_by_id(viewer, image_id)
+    if current is None:
+        return f"{name} was closed; nothing to suggest"
+    kept = session.predictions.get(current.name)
+    if kept is None:
+        kept = session.predictions[current.name] = PredictionRecord(result.labels.copy())
+    kept.uncertainty = result.uncertainty
+    return show_most_uncertain(viewer, current, result.uncertainty)

@@ -2,11 +2,11 @@
 
 Importing torch and the engine takes ~1.2 s, and the first backward pass of a session ~0.3 s more
 (PyTorch sets up its autograd machinery); done in a click handler or at a job's start, either froze
-napari. ``warm_up`` does both once per process, when the first AttnSeg dock opens: the imports in
-the main thread (a worker importing torch's shared libraries while the main thread loaded a Qt
-plugin hung napari for good, seen here; loading libraries is the dynamic loader's, one at a time,
-so only the main thread does it), the backward pass in a worker. It also tells which devices this
-machine has, so the device pickers offer only those.
+napari. ``warm_up`` does both once per process, in the main thread, when the first AttnSeg dock
+opens. Not in a worker: a worker importing torch's shared libraries while the main thread loaded a
+Qt plugin hung napari for good (seen here), and a worker's first optimiser step, importing more of
+torch while a Segment result was being shown, froze the main thread for 1.6 s on the import lock.
+It also tells which devices this machine has, so the device pickers offer only those.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from typing import Callable
 
 logger = logging.getLogger(__name__)
 
-_state: dict = {"worker": None, "devices": None, "listeners": []}
+_state: dict = {"devices": None, "listeners": []}
 
 
 def _load_qt_plugins() -> None:
-    """Load Qt's image-format plugins now, before any worker runs: a job's first progress bar starts
-    the activity dock's spinning GIF, and loading its plugin then, while a worker loaded libraries,
-    was part of the hang described above."""
+    """Load Qt's image-format plugins now, before any job's worker runs: a job's first progress bar
+    starts the activity dock's spinning GIF, whose plugin was being loaded in the hang above."""
     from qtpy.QtGui import QImageReader
 
     QImageReader.supportedImageFormats()
@@ -40,16 +39,18 @@ def _import_engine() -> list[str]:
     return ["auto", "cpu"] + (["cuda"] if cuda_available() else []) + (["mps"] if mps_available() else [])
 
 
-def _first_backward_pass():
-    """Worker: one tiny backward pass, so the first fine-tune does not pay autograd's set-up."""
+def _first_training_step() -> None:
+    """One tiny training step, so the first fine-tune does not pay the set-up of autograd and of the
+    optimiser (whose first step imports more of torch)."""
     import torch
 
     from ..config import ModelConfig
     from ..files.modelfile import new_model
 
-    yield
     network = new_model(ModelConfig(base_width=4, depth=2), seed=0).network.train()
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
     network(torch.zeros(1, 1, 16, 16)).float().mean().backward()
+    optimizer.step()
 
 
 def available_devices() -> list[str] | None:
@@ -66,20 +67,18 @@ def when_devices_known(callback: Callable[[list[str]], None]) -> None:
 
 
 def warm_up() -> None:
-    """The warm-up, once per process: imports now, the first backward pass in a worker."""
-    from napari.qt.threading import create_worker
-
-    if _state["worker"] is not None:
+    """The warm-up, once per process, in the main thread (see above)."""
+    if _state["devices"] is not None:
         return
     _load_qt_plugins()
     _state["devices"] = _import_engine()
+    try:
+        _first_training_step()
+    except Exception as error:  # a warm-up that fails costs only the time it saves
+        logger.warning("warm-up step failed: %s", error)
     for callback in _state["listeners"]:
         try:
             callback(_state["devices"])
         except RuntimeError:  # its widget was closed (Qt deleted it) meanwhile
             pass
     _state["listeners"].clear()
-    worker = create_worker(_first_backward_pass, _start_thread=False)
-    worker.errored.connect(lambda error: logger.warning("warm-up failed: %s", error))
-    _state["worker"] = worker
-    worker.start()

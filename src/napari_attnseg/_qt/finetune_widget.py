@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
+import time
 
 import napari
 import numpy as np
@@ -20,6 +21,8 @@ from ._session import LayerNames
 from ._workers import start_worker
 
 logger = logging.getLogger(__name__)
+
+REDRAW_S = 0.25  # the plot, bar and status line follow training at most this often (and every epoch)
 
 
 def _train_job(session, images, labels, masks, config, channel_axis, names, checkpoint):
@@ -53,6 +56,7 @@ class FinetuneWidget(_common.WorkerDock):
         self.used_entries: list = []
         self.segment_worker = None
         self._trained_layer_id: str | None = None  # the image layer the job trains on
+        self._last_drawn = 0.0
 
         defaults = TrainConfig()
         self.image_combo = _common.layer_combo(self.viewer, Image, "image")
@@ -184,13 +188,18 @@ class FinetuneWidget(_common.WorkerDock):
     stop = _common.WorkerDock.cancel  # Stop: the best model so far is kept (see _on_abort)
 
     def _on_progress(self, report) -> None:
-        self.progress.setValue(int(report.fraction * 1000))
         if report.val is None:
             self.plot.add_loss(report.step, report.loss)
         else:
             self.plot.add_score(report.step, report.val["ap50"])
         if report.model is not None:
             self.best = report.model
+        # Redraw a few times a second, not after every batch: each redraw is main-thread work
+        now = time.perf_counter()
+        if report.val is None and now - self._last_drawn < REDRAW_S:
+            return
+        self._last_drawn = now
+        self.progress.setValue(int(report.fraction * 1000))
         self.plot.update()
         eta = f", about {report.eta:.0f} s left" if math.isfinite(report.eta) else ""
         score = f", best val AP50 {report.best_score:.3f}" if report.best_score is not None else ""

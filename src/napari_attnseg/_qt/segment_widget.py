@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import napari
 import numpy as np
@@ -16,51 +15,11 @@ from superqt import QCollapsible
 from ..config import InferConfig
 from . import _common, _suggest, _warmup
 from ._model_picker import MODEL_TUNED, ModelPicker, Resolved
+from ._segment_jobs import _project_job, _segment_job, _Target
 from ._session import LayerNames, PredictionRecord
 from ._workers import start_worker
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class _Target:
-    """The image layer a segmentation belongs to, and its project image if it is one.
-
-    Followed by its unique_id, not by name: the user may switch images, close or rename the layer,
-    or open another image of the same name while the worker runs; the result must reach this image
-    or none.
-    """
-
-    layer_id: str
-    name: str
-    entry: object | None  # ImageEntry
-    confirmed_replace: bool
-
-
-def _segment_job(resolve, image, config: InferConfig, channel_axis, return_attention: bool, chunked: bool):
-    """Worker: load the model (the first one imports torch), check the device, then segment."""
-    from ..runtime.devices import resolve_device
-
-    model, label = resolve()
-    resolve_device(config.device)  # an absent GPU is one clear message before any work
-    yield Resolved(model, label)
-    if chunked:  # a pyramid, a zarr/dask array, or a huge image that is not a project's
-        from ..inference.chunked import segment_large_steps
-
-        return (yield from segment_large_steps(image, model, config, channel_axis))
-    from ..inference.predict import segment_steps
-
-    return (yield from segment_steps(image, model, config, channel_axis, return_attention, True))
-
-
-def _project_job(resolve, project, config: InferConfig, hold):
-    from ..project.folder import segment_project_steps
-    from ..runtime.devices import resolve_device
-
-    model, label = resolve()
-    resolve_device(config.device)
-    yield Resolved(model, label)
-    return (yield from segment_project_steps(project, model, config, hold=hold))
 
 
 class SegmentWidget(_common.WorkerDock):
@@ -430,15 +389,7 @@ class SegmentWidget(_common.WorkerDock):
         image_id, channel_axis = layer.unique_id, -1 if layer.rgb else None
 
         def measured(result) -> None:
-            current = _common.layer_by_id(self.viewer, image_id)
-            if current is None:
-                self.status.setText(f"{name} was closed; nothing to suggest")
-                return
-            kept = self.session.predictions.get(current.name)
-            if kept is None:
-                kept = self.session.predictions[current.name] = PredictionRecord(result.labels.copy())
-            kept.uncertainty = result.uncertainty  # the labels on screen stay as they are
-            self.status.setText(_suggest.show_most_uncertain(self.viewer, current, result.uncertainty))
+            self.status.setText(_suggest.keep_and_show(self.viewer, self.session, image_id, name, result))
 
         self.worker = start_worker(
             _segment_job, self._resolver(), np.asarray(layer.data), config, channel_axis, False, False,
