@@ -52,17 +52,17 @@ def arguments(argv=None) -> argparse.Namespace:
     parser.add_argument("--depth", type=int, default=4, help="resolution levels")
     parser.add_argument("--attention", default="gate")
     parser.add_argument("--diameter", type=float, default=17.0, help="object diameter the model learns at (px)")
-    parser.add_argument("--he-input", choices=("hematoxylin", "grey", "both"), default="hematoxylin",
+    parser.add_argument("--he-input", choices=("hematoxylin", "grey", "both"), default="both",
                         help="train on H&E images as their hematoxylin channel, as inverted grey (as brightfield "
                              "is read), or both (each image twice)")
-    parser.add_argument("--steps", type=int, default=30000, help="training steps (batches)")
+    parser.add_argument("--steps", type=int, default=7000, help="training steps (batches)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--crop", type=int, default=192)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--scale-jitter", type=float, default=1.3)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--eval-every", type=int, default=1000, help="steps between dev evaluations")
+    parser.add_argument("--eval-every", type=int, default=1750, help="steps between dev evaluations")
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
     parser.add_argument("--stop-after-minutes", type=float, default=None,
                         help="end this run (with a checkpoint) after this long; run again to continue")

@@ -194,6 +194,10 @@ class TrainConfig(_Config):
         scale_jitter: with augment, each crop is rescaled by a random factor within 1/scale_jitter ..
             scale_jitter (1 turns it off).
         boundary_weight: cross-entropy weight of the boundary class.
+        freeze_norm: keep the batch-norm statistics of the starting model (its scale and shift are
+            still trained): a few crops of one image are too few to re-estimate them.
+        The defaults of learning_rate and freeze_norm come from benchmarks/bench_hitl.py on real nuclei
+        (docs/benchmarks.md): 2e-3 with re-estimated statistics made a well-trained model worse.
         seed: seeds crops, augmentation and weight updates.
         device: as in InferConfig.
         precision: "auto" uses bf16 autocast on CPUs that support it, fp16 on GPU.
@@ -207,7 +211,7 @@ class TrainConfig(_Config):
     steps_per_epoch: int = 10
     batch_size: int = 4
     crop_size: int = 128
-    learning_rate: float = 2e-3
+    learning_rate: float = 5e-4
     weight_decay: float = 1e-4
     val_fraction: float = 0.2
     patience: int = 15
@@ -215,6 +219,7 @@ class TrainConfig(_Config):
     augment: bool = True
     scale_jitter: float = 1.25
     boundary_weight: float = 2.0
+    freeze_norm: bool = True
     seed: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -237,6 +242,7 @@ class TrainConfig(_Config):
                f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
         _check(isinstance(self.patience, int) and self.patience >= 1,
                f"patience must be >= 1, got {self.patience!r}")
+        _check(isinstance(self.freeze_norm, bool), f"freeze_norm must be True or False, got {self.freeze_norm!r}")
         _check(isinstance(self.min_budget_share, (int, float)) and 0.0 <= self.min_budget_share <= 1.0,
                f"min_budget_share must be 0..1, got {self.min_budget_share!r}")
         _check(self.boundary_weight > 0, "boundary_weight must be > 0")

@@ -148,6 +148,8 @@ def train_steps(
 
     for epoch in range(1, config.max_epochs + 1):
         network.train()
+        if config.freeze_norm:
+            _freeze_norm_statistics(network)
         losses = []
         out_of_time = False
         for _ in range(config.steps_per_epoch):
@@ -230,6 +232,13 @@ def _train_step(network, optimizer, batch, device, dtype, class_weights, scaler=
         scaler.step(optimizer)
         scaler.update()
     return float(loss.detach())
+
+
+def _freeze_norm_statistics(network: torch.nn.Module) -> None:
+    """Batch norm layers normalise with their running statistics and stop updating them."""
+    for module in network.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
 
 
 def _class_weights(model: SegModel, config: TrainConfig) -> torch.Tensor:
