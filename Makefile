@@ -46,6 +46,8 @@ test: apt $(VENV)/.installed
 benchmark: apt $(VENV)/.installed  # tables on stdout; JSON in runs/benchmarks/, summed up in summary.md
 	mkdir -p runs/benchmarks
 	$(PY) -m pip install -q monai zarr  # for the comparison and the large-image run only
+	$(PY) benchmarks/bench_accuracy.py $(BENCH_FLAGS) --model default --json runs/benchmarks/accuracy.json
+	$(PY) benchmarks/bench_hitl.py $(BENCH_FLAGS) --json runs/benchmarks/hitl.json
 	$(PY) benchmarks/bench_cpu.py $(BENCH_FLAGS) --json runs/benchmarks/cpu.json
 	$(PY) benchmarks/bench_monai.py $(BENCH_FLAGS) --json runs/benchmarks/monai.json
 	$(PY) benchmarks/bench_flops.py $(BENCH_FLAGS) --json runs/benchmarks/flops.json

@@ -6,7 +6,10 @@ On the validation part of the DSB 2018 folder's fixed split (datasets/dsb2018.py
 acquisition type, seed 2018) and on the acquisition type kept out of training. Per type: images,
 nuclei, pooled AP50 and AP75 (sum of TP over sum of TP + FP + FN) and the per-image mean AP50;
 "all fluorescence" pools every fluorescence validation image. Nothing here trains or tunes on
-these images. --quick: 3 images a type (a smoke check, not a measurement).
+these images. Then the object-size table: the same validation images shrunk and enlarged
+(``--scales``, default ×0.5 and ×3; labels by nearest neighbour) and segmented by the first model
+with the diameter estimated (InferConfig.diameter None), beside their native size.
+--quick: 3 images a type and one scale (a smoke check, not a measurement).
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from _report import argument_parser, headline, machine, write_json  # benchmarks/_report.py
 
 import napari_attnseg as nas
 from napari_attnseg.config import InferConfig
 from napari_attnseg.datasets import dsb2018
 from napari_attnseg.inference.classic import otsu_watershed
+from napari_attnseg.inference.scale import resize, resize_labels, scaled_shape
 from napari_attnseg.metrics import pooled
 
 BASELINE = "Otsu + watershed"
@@ -52,6 +57,39 @@ def score_entries(entries, method, folder) -> tuple[list[dict], float]:
     return scores, seconds
 
 
+def rescaled(image, truth, channel_axis, factor: float):
+    """The image and its labels at ``factor`` times their size (bilinear / nearest neighbour)."""
+    shape = scaled_shape(truth.shape, factor)
+    if channel_axis is None:
+        image = resize(image, shape)
+    else:
+        image = np.moveaxis(resize(np.moveaxis(image, channel_axis, 0), shape), 0, channel_axis)
+    return image, resize_labels(truth, shape)
+
+
+def scale_rows(model, table: dict, folder, factors: list[float], config: InferConfig) -> list[dict]:
+    """Pooled AP50 of ``model`` with the diameter estimated, on each group at each scale (an image
+    in two groups is segmented once)."""
+    rows, cache = [], {}
+    for kind, entries in table.items():
+        row = {"images": kind, "n": len(entries)}
+        for factor in [1.0] + factors:
+            for entry in entries:
+                if (entry.id, factor) in cache:
+                    continue
+                image, truth = dsb2018.load_pair(entry, folder)
+                axis = dsb2018.channel_axis_of(entry)
+                if factor != 1.0:
+                    image, truth = rescaled(image, truth, axis, factor)
+                labels = nas.segment(image, model, config, channel_axis=axis)
+                cache[entry.id, factor] = nas.evaluate(labels, truth)
+            row[f"ap50_x{factor:g}"] = round(pooled([cache[entry.id, factor] for entry in entries])["ap50"], 4)
+        rows.append(row)
+        print(f"{kind:32s} {len(entries):4d} " + " ".join(f"{row[f'ap50_x{f:g}']:7.3f}" for f in [1.0] + factors),
+              flush=True)
+    return rows
+
+
 def groups(split: dsb2018.Split) -> dict[str, list]:
     """Validation images by acquisition type, all fluorescence pooled, and the held-out type."""
     by_kind: dict[str, list] = {}
@@ -68,17 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argument_parser(__doc__)
     parser.add_argument("--model", nargs="+", default=["default"], help="model files, or 'default'")
     parser.add_argument("--data", type=Path, default=None, help="the DSB 2018 folder (default: shared/data/dsb2018)")
+    parser.add_argument("--scales", type=float, nargs="*", default=[0.5, 3.0],
+                        help="sizes for the object-size table (none: skip it)")
     args = parser.parse_args(argv)
     folder = args.data or dsb2018.default_folder()
     split = dsb2018.split(dsb2018.read_manifest(folder))
     config = InferConfig(device="cpu")
     rows, headlines = [], []
     table = groups(split)
+    scales = args.scales
     if args.quick:
         table = {kind: entries[:3] for kind, entries in table.items()}
+        scales = scales[:1]
     print(f"machine: {machine()}; split: {len(split.train)} train, {len(split.val)} val, "
           f"{len(split.held_out)} held out (seed {dsb2018.SPLIT_SEED})")
-    print(f"{'images':24s} {'method':24s} {'n':>4s} {'nuclei':>7s} {'AP50':>6s} {'AP75':>6s} {'mean AP50':>9s} "
+    print(f"{'images':32s} {'method':24s} {'n':>4s} {'nuclei':>7s} {'AP50':>6s} {'AP75':>6s} {'mean AP50':>9s} "
           f"{'s/image':>8s}")
     for name, run in methods(args.model, config).items():
         cache: dict[str, tuple[dict, float]] = {}  # an image in two groups is segmented once
@@ -89,12 +131,24 @@ def main(argv: list[str] | None = None) -> int:
                 cache[entry.id] = (score, seconds / max(len(todo), 1))
             result = pooled([cache[entry.id][0] for entry in entries])
             per_image = sum(cache[entry.id][1] for entry in entries) / len(entries)
-            row = {"images": kind, "method": name, **result, "seconds_per_image": round(per_image, 3)}
+            row = {**result, "images": kind, "n_images": result["images"], "method": name,
+                   "seconds_per_image": round(per_image, 3)}
             rows.append(row)
-            print(f"{kind:24s} {name:24s} {len(entries):4d} {result['n_true']:7d} {result['ap50']:6.3f} "
+            print(f"{kind:32s} {name:24s} {len(entries):4d} {result['n_true']:7d} {result['ap50']:6.3f} "
                   f"{result['ap75']:6.3f} {result['mean_ap50']:9.3f} {per_image:8.3f}")
             headlines.append(headline(f"{kind}, {name}", "pooled AP50", round(result["ap50"], 3)))
-    write_json(args.json, "accuracy", rows, headlines, args.quick,
+    size_rows = []
+    if scales:
+        first = args.model[0]
+        print(f"\nobject size: pooled AP50 of {first} with the diameter estimated, images rescaled")
+        print(f"{'images':32s} {'n':>4s} " + " ".join(f"{'x' + format(f, 'g'):>7s}" for f in [1.0] + scales))
+        model = nas.load_model(None if first == "default" else first)
+        size_rows = scale_rows(model, {k: v for k, v in table.items() if "held out" not in k}, folder, scales, config)
+        for row in size_rows:
+            for factor in scales:
+                headlines.append(headline(f"{row['images']} at x{factor:g}, diameter estimated", "pooled AP50",
+                                          row[f"ap50_x{factor:g}"]))
+    write_json(args.json, "accuracy", rows, headlines, args.quick, size_rows=size_rows,
                split={"seed": dsb2018.SPLIT_SEED, "counts": split.counts()})
     return 0
 

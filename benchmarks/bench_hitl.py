@@ -7,7 +7,7 @@ the first image (by id) is "corrected" (its true labels, every pixel checked), t
 fine-tuned on it with the GUI's defaults and a ``--seconds`` budget, and the type's other images
 are scored before and after (pooled AP50 / AP75). "kept" is what the user ends up with: the tuned
 model when it beat the model in use on its held-back part (the rule the Fine-tune dock applies),
-else the model in use. --quick: two types, 3 images each, a 20 s budget (a smoke check).
+else the model in use. --quick: two types, 3 images each, a 10 s budget (a smoke check).
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=TrainConfig.max_seconds, help="fine-tuning budget")
     parser.add_argument("--data", type=Path, default=None, help="the DSB 2018 folder (default: shared/data/dsb2018)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: TrainConfig's)")
+    parser.add_argument("--freeze-norm", choices=("yes", "no"), default=None,
+                        help="keep batch-norm statistics (default: TrainConfig's)")
     args = parser.parse_args(argv)
     folder = args.data or dsb2018.default_folder()
     split = dsb2018.split(dsb2018.read_manifest(folder))
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     train_config = TrainConfig(device="cpu")
     if args.lr:
         train_config = train_config.replace(learning_rate=args.lr)
+    if args.freeze_norm:
+        train_config = train_config.replace(freeze_norm=args.freeze_norm == "yes")
     groups: dict[str, list] = {}
     for entry in sorted(split.val, key=lambda e: e.id):
         groups.setdefault(entry.kind, []).append(entry)
@@ -76,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = args.seconds
     if args.quick:
         groups = {kind: entries[:3] for kind, entries in list(groups.items())[:2]}
-        seconds = 20.0
-    print(f"machine: {machine()}; model: {model.name}; budget {seconds:g} s; {train_config.learning_rate:g} lr")
+        seconds = 10.0
+    print(f"machine: {machine()}; model: {model.name}; budget {seconds:g} s; lr {train_config.learning_rate:g}; "
+          f"freeze_norm {train_config.freeze_norm}")
     print(f"{'type':34s} {'rest':>4s} {'nuclei':>6s} {'AP50 before':>11s} {'after':>6s} {'kept':>6s} "
           f"{'AP75 before':>11s} {'after':>6s} {'seconds':>7s} {'epochs':>6s}")
     rows, headlines = [], []
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['epochs']:6d}", flush=True)
         headlines.append(headline(f"{kind}: rest after one corrected image", "pooled AP50",
                                   round(row["kept_ap50"], 3)))
-    write_json(args.json, "hitl", rows, headlines, args.quick, seconds=seconds, model=model.name)
+    write_json(args.json, "hitl", rows, headlines, args.quick, seconds=seconds, model=model.name,
+               learning_rate=train_config.learning_rate, freeze_norm=train_config.freeze_norm)
     return 0
 
 

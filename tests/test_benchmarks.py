@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from napari_attnseg.datasets import dsb2018
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 ROW_KEYS = {
+    "accuracy": {"images", "n_images", "method", "ap50", "ap75", "mean_ap50", "n_true", "seconds_per_image"},
+    "hitl": {"type", "rest", "before_ap50", "tuned_ap50", "kept_ap50", "adopted", "seconds", "epochs"},
     "cpu": {"size", "seconds", "network_seconds", "megapixel_per_s", "objects", "peak_rss_mb"},
     "finetune": {"precision", "ms_per_step"},
     "flops": {"network", "precision", "forward_s", "gflop_per_s", "matmul_peak_gflop_per_s", "share_of_peak"},
@@ -34,8 +38,11 @@ def _run(script: str, json_path: Path, timeout: float = 300) -> subprocess.Compl
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
-@pytest.mark.parametrize("name", ["cpu", "finetune", "flops", "large", "load", "monai", "soak", "ui_latency"])
+@pytest.mark.parametrize("name", ["accuracy", "cpu", "finetune", "flops", "hitl", "large", "load", "monai", "soak",
+                                  "ui_latency"])
 def test_quick_run_prints_a_table_and_writes_json(name, tmp_path):
+    if name in ("accuracy", "hitl") and not (dsb2018.default_folder() / "manifest.json").is_file():
+        pytest.skip(f"bench_{name} reads the DSB 2018 folder, which is not at {dsb2018.default_folder()}")
     if name == "monai" and importlib.util.find_spec("monai") is None:
         pytest.skip("bench_monai compares against MONAI, which is not installed (pip install monai)")
     if name == "large" and importlib.util.find_spec("zarr") is None:
