@@ -1,6 +1,6 @@
 """Run the engine's progress generators in napari thread workers.
 
-The rules (README, "Contributing"): every long job is a generator that yields small progress reports
+The rules (CONTRIBUTING.md): every long job is a generator that yields small progress reports
 and returns its result; the worker yields the engine's progress dataclasses; every handler runs in
 the main thread, so handlers may touch layers, and nothing else touches them. Stop is
 ``worker.quit()``: superqt stops advancing the generator at its next yield (at most one batch or
