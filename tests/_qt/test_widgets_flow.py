@@ -8,9 +8,13 @@ from napari_attnseg._qt._session import session_for
 from .helpers import painted, segment_layer, wait_idle
 
 
-def test_segment_edit_finetune_resegment(viewer, qtbot, nuclei_image, errors):
-    image, truth = nuclei_image
-    viewer.add_image(image, name="cells")
+def test_segment_edit_finetune_resegment(viewer, qtbot, errors):
+    from ..helpers import real_pair
+
+    # a real H&E image: the bundled model has room to improve there (on synthetic nuclei it already
+    # scores AP50 1.0, and a fine-tune that beats nothing is rightly not adopted)
+    image, truth, _axis = real_pair("00ae65c1c6631ae6")
+    viewer.add_image(image, name="cells", rgb=True)
     segment = SegmentWidget(viewer)
     correct = CorrectWidget(viewer)
     finetune = FinetuneWidget(viewer)
@@ -22,7 +26,7 @@ def test_segment_edit_finetune_resegment(viewer, qtbot, nuclei_image, errors):
     assert segment.worker is not None and not segment.segment_button.isEnabled()
     wait_idle(qtbot, segment)
     labels_layer = viewer.layers["cells_labels"]
-    assert labels_layer.data.shape == image.shape and labels_layer.data.dtype.kind in "iu"
+    assert labels_layer.data.shape == image.shape[:2] and labels_layer.data.dtype.kind in "iu"
     np.testing.assert_array_equal(labels_layer.data, segment.session.predictions["cells"].labels)
     assert "cells_uncertainty" not in viewer.layers  # optional layers are off by default
     assert segment.segment_button.isEnabled()
@@ -39,7 +43,7 @@ def test_segment_edit_finetune_resegment(viewer, qtbot, nuclei_image, errors):
     finetune.labels_combo.value = "cells_labels"
     finetune.checked_combo.value = "cells_checked"
     finetune.seconds.value = 600  # an epoch budget: the same result however busy the machine is
-    finetune.epochs.value = 6
+    finetune.epochs.value = 10
     finetune.start()
     wait_idle(qtbot, finetune, timeout=120_000)
     session = session_for(viewer)

@@ -21,7 +21,9 @@ def test_default_model_segments_synthetic_nuclei(default_model):
 
 def test_progress_counts_every_tile(default_model):
     image, _ = nas.synthetic_nuclei((300, 200), seed=1)
-    steps = predict_steps(image, default_model, InferConfig(tile_size=128, overlap=16, batch_size=2))
+    # the object size given as the model's own: no probe, no rescaling, so 300x200 is 6 tiles of 128
+    config = InferConfig(tile_size=128, overlap=16, batch_size=2, diameter=default_model.config.diameter)
+    steps = predict_steps(image, default_model, config)
     reports = []
     while True:
         try:

@@ -9,7 +9,10 @@ from napari_attnseg.config import InferConfig, TrainConfig
 from napari_attnseg.errors import InputError
 from napari_attnseg.train.training import masked_loss, train_steps
 
-FAST = TrainConfig(max_seconds=60, max_epochs=6, steps_per_epoch=5, batch_size=2, crop_size=64, seed=1)
+# Tiny models trained from scratch: the learning rate and re-estimated batch-norm statistics of
+# training from scratch (the defaults are for fine-tuning a trained model; see TrainConfig)
+FAST = TrainConfig(max_seconds=60, max_epochs=6, steps_per_epoch=5, batch_size=2, crop_size=64, seed=1,
+                   learning_rate=2e-3, freeze_norm=False)
 
 
 def _parameters(model):

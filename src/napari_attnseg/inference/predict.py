@@ -117,9 +117,13 @@ def predict_steps(
 
     diameter, factor, reused = config.diameter, 1.0, None
     if model.config.diameter:
-        if diameter is None:
-            diameter, reused = yield from _estimate_diameter(planes, network, model, config, plan, device, dtype,
-                                                             return_attention)
+        while diameter is None:  # the probe is retried on allocation failures like the tiles below
+            try:
+                diameter, reused = yield from _estimate_diameter(planes, network, model, config, plan, device,
+                                                                 dtype, return_attention)
+                break
+            except Exception as error:
+                plan = _smaller_plan(error, plan, model, device)
         factor = factor_for(model.config.diameter, diameter)
     if reused is not None and factor == 1.0 and not is_stack:
         probabilities, maps = reused
@@ -136,19 +140,8 @@ def predict_steps(
                     _Counter(done, plane_index, len(planes), str(device)), factor=factor,
                     probabilities_dtype=probabilities_dtype)
                 break
-            except Exception as error:  # only allocation failures are retried; the rest re-raised
-                if not is_out_of_memory(error):
-                    raise
-                release_cached_memory(device)
-                smaller = plan.smaller(model.config.multiple)
-                if smaller is None:
-                    raise OutOfMemory(
-                        f"not enough memory for this image even with {plan.tile_size}-pixel tiles one at a "
-                        "time; close other programs or segment it chunk by chunk (attnseg segment-zarr)"
-                    ) from None
-                log.warning("out of memory with %d tiles of %d pixels; retrying with %d of %d",
-                            plan.batch_size, plan.tile_size, smaller.batch_size, smaller.tile_size)
-                plan = smaller
+            except Exception as error:
+                plan = _smaller_plan(error, plan, model, device)
         done += n_tiles
         probabilities.append(plane_probabilities)
         if plane_attention is not None:
@@ -159,6 +152,23 @@ def predict_steps(
                           modality)
     return Prediction(np.stack(probabilities), np.stack(attention) if attention else None, str(device),
                       diameter, factor, modality)
+
+
+def _smaller_plan(error: Exception, plan: TilePlan, model: SegModel, device) -> TilePlan:
+    """After ``error`` in a forward pass: the plan to retry with when it was an allocation failure
+    (half the batch, then half the tile); any other error, or nothing smaller left, is raised."""
+    if not is_out_of_memory(error):
+        raise error
+    release_cached_memory(device)
+    smaller = plan.smaller(model.config.multiple)
+    if smaller is None:
+        raise OutOfMemory(
+            f"not enough memory for this image even with {plan.tile_size}-pixel tiles one at a "
+            "time; close other programs or segment it chunk by chunk (attnseg segment-zarr)"
+        ) from None
+    log.warning("out of memory with %d tiles of %d pixels; retrying with %d of %d",
+                plan.batch_size, plan.tile_size, smaller.batch_size, smaller.tile_size)
+    return smaller
 
 
 def _estimate_diameter(planes, network, model: SegModel, config: InferConfig, plan: TilePlan, device, dtype,
