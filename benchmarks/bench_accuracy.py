@@ -18,14 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from _report import argument_parser, headline, machine, write_json  # benchmarks/_report.py
 
 import napari_attnseg as nas
 from napari_attnseg.config import InferConfig
 from napari_attnseg.datasets import dsb2018
 from napari_attnseg.inference.classic import otsu_watershed
-from napari_attnseg.inference.scale import resize, resize_labels, scaled_shape
+from napari_attnseg.inference.scale import rescaled_pair
 from napari_attnseg.metrics import pooled
 
 BASELINE = "Otsu + watershed"
@@ -57,16 +56,6 @@ def score_entries(entries, method, folder) -> tuple[list[dict], float]:
     return scores, seconds
 
 
-def rescaled(image, truth, channel_axis, factor: float):
-    """The image and its labels at ``factor`` times their size (bilinear / nearest neighbour)."""
-    shape = scaled_shape(truth.shape, factor)
-    if channel_axis is None:
-        image = resize(image, shape)
-    else:
-        image = np.moveaxis(resize(np.moveaxis(image, channel_axis, 0), shape), 0, channel_axis)
-    return image, resize_labels(truth, shape)
-
-
 def scale_rows(model, table: dict, folder, factors: list[float], config: InferConfig) -> list[dict]:
     """Pooled AP50 of ``model`` with the diameter estimated, on each group at each scale (an image
     in two groups is segmented once)."""
@@ -80,7 +69,7 @@ def scale_rows(model, table: dict, folder, factors: list[float], config: InferCo
                 image, truth = dsb2018.load_pair(entry, folder)
                 axis = dsb2018.channel_axis_of(entry)
                 if factor != 1.0:
-                    image, truth = rescaled(image, truth, axis, factor)
+                    image, truth = rescaled_pair(image, truth, axis, factor)
                 labels = nas.segment(image, model, config, channel_axis=axis)
                 cache[entry.id, factor] = nas.evaluate(labels, truth)
             row[f"ap50_x{factor:g}"] = round(pooled([cache[entry.id, factor] for entry in entries])["ap50"], 4)

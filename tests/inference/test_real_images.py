@@ -9,14 +9,13 @@ images clearly worse fail here.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import napari_attnseg as nas
 from napari_attnseg.config import InferConfig
 from napari_attnseg.datasets import dsb2018
 from napari_attnseg.inference.classic import otsu_watershed
-from napari_attnseg.inference.scale import resize, resize_labels, scaled_shape
+from napari_attnseg.inference.scale import rescaled_pair
 from napari_attnseg.metrics import pooled
 
 from ..helpers import REAL_IMAGES, real_entries
@@ -33,9 +32,7 @@ def _segment(model, entry, factor: float = 1.0):
     image, truth = dsb2018.load_pair(entry, REAL_IMAGES)
     axis = dsb2018.channel_axis_of(entry)
     if factor != 1.0:
-        shape = scaled_shape(truth.shape, factor)
-        image = resize(image, shape) if axis is None else np.moveaxis(resize(np.moveaxis(image, -1, 0), shape), 0, -1)
-        truth = resize_labels(truth, shape)
+        image, truth = rescaled_pair(image, truth, axis, factor)
     return nas.evaluate(nas.segment(image, model, CONFIG, channel_axis=axis), truth)
 
 

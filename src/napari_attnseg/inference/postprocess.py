@@ -46,6 +46,14 @@ def _lookup_in_place(lookup: np.ndarray, labels: np.ndarray, rows: int = 512) ->
     return labels
 
 
+def _apply_lookup(lookup: np.ndarray, labels: np.ndarray, in_place: bool) -> np.ndarray:
+    """``lookup[labels]``; written into ``labels`` itself when ``in_place`` and it can hold the result
+    (a writeable, C-contiguous int32 array the caller owns)."""
+    if in_place and labels.dtype == np.int32 and labels.flags.c_contiguous and labels.flags.writeable:
+        return _lookup_in_place(lookup, labels)
+    return lookup[labels]
+
+
 def _drop_small_and_renumber(labels: np.ndarray, min_size: int, in_place: bool = False) -> np.ndarray:
     """``relabel_sequential(remove_small(labels, min_size))`` as one lookup (int32); ``in_place``
     may reuse ``labels`` (the caller's own int32 array) for the result."""
@@ -54,9 +62,7 @@ def _drop_small_and_renumber(labels: np.ndarray, min_size: int, in_place: bool =
     keep[0] = False
     lookup = np.zeros(sizes.size, dtype=np.int32)
     lookup[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-    if in_place and labels.dtype == np.int32 and labels.flags.c_contiguous and labels.flags.writeable:
-        return _lookup_in_place(lookup, labels)
-    return lookup[labels]
+    return _apply_lookup(lookup, labels, in_place)
 
 
 def flood_from_seeds(elevation: np.ndarray, seeds: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -113,9 +119,7 @@ def remove_small(labels: np.ndarray, min_size: int, in_place: bool = False) -> n
         return labels
     lookup = np.arange(sizes.size, dtype=labels.dtype)
     lookup[too_small] = 0
-    if in_place and labels.dtype == np.int32 and labels.flags.c_contiguous and labels.flags.writeable:
-        return _lookup_in_place(lookup, labels)
-    return lookup[labels]
+    return _apply_lookup(lookup, labels, in_place)
 
 
 def stitch_planes(planes: np.ndarray, stitch_threshold: float = 0.25) -> np.ndarray:

@@ -83,6 +83,18 @@ def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return labels[..., rows[:, np.newaxis], cols[np.newaxis, :]]
 
 
+def rescaled_pair(image: np.ndarray, labels: np.ndarray, channel_axis: int | None, factor: float):
+    """An image (grey, or with its channels on ``channel_axis``) and its labels at ``factor`` times
+    their size, bilinear and nearest neighbour: what an image of other-sized objects looks like (the
+    object-size benchmark and tests)."""
+    shape = scaled_shape(labels.shape, factor)
+    if channel_axis is None:
+        image = resize(image, shape)
+    else:
+        image = np.moveaxis(resize(np.moveaxis(image, channel_axis, 0), shape), 0, channel_axis)
+    return image, resize_labels(labels, shape)
+
+
 def interior_diameters(labels: np.ndarray) -> np.ndarray:
     """Equivalent diameters of the objects that do not touch the plane's edge."""
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))

@@ -149,7 +149,8 @@ def merge_edits(base: np.ndarray, edited: np.ndarray, newer: np.ndarray) -> np.n
         return merged
     painted_ids = np.unique(edited[changed])
     new_ids = painted_ids[(painted_ids > 0) & ~np.isin(painted_ids, np.unique(base))]
-    lookup = {int(old): next_free_label(newer) + index for index, old in enumerate(new_ids)}
+    first_free = next_free_label(newer)  # one scan of ``newer``, not one per painted id
+    lookup = {int(old): first_free + index for index, old in enumerate(new_ids)}
     values = edited[changed]
     for old, new in lookup.items():
         values = np.where(values == old, new, values)
